@@ -1,0 +1,102 @@
+"""``rapnet-loc evaluate``: official OpenLORIS-Scene metrics of result files (or TUM ATE/RPE through evo)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from rapnet_loc.errors import ConfigError
+from rapnet_loc.eval.openloris import ResultEval, evaluate_file
+from rapnet_loc.io.atomic import atomic_write
+from rapnet_loc.io.calibration import Calibration
+from rapnet_loc.io.trajectory import read_tum
+
+ROWS = (('poses', 'poses', '%8d'), ('matches', 'matches', '%8d'), ('ATE RMSE', 'ate_rmse', '%8.3f'),
+        ('C-ATE RMSE', 'c_ate_rmse', '%8.3f'), ('AOE RMSE', 'aoe_rmse', '%8.3f'),
+        ('correct rate', 'correct_rate', '%8.3f'), ('reloc score', 'reloc_score', '%8.3f'))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser('evaluate', help='OpenLORIS metrics of result files',
+                       description='Official OpenLORIS-Scene metrics (correct rate, ATE, C-ATE, AOE, reloc score) of '
+                                   'OpenLORIS-format result files; with --tum-gt, TUM ATE/RPE of TUM files via evo.')
+    p.add_argument('results', nargs='+', type=Path, metavar='RESULT.txt')
+    p.add_argument('--gt-dir', type=Path, help='folder with gt_<scene>_1.txt (and optionally calibration.yaml)')
+    p.add_argument('--tum-gt', type=Path, help='reference TUM file: evaluate the results as TUM trajectories')
+    p.add_argument('--json', type=Path, help='write the metrics of every result file to this JSON file')
+    p.add_argument('--scale', action='store_true', help='Sim(3) alignment (monocular results)')
+    p.add_argument('--plot', type=Path, metavar='DIR', help='write trajectory and error plots (PNG) into DIR')
+    p.add_argument('--calibration', type=Path, help='calibration YAML (default: GT_DIR/calibration.yaml if present, '
+                                                   'else the packaged OpenLORIS calibration)')
+    p.add_argument('--ate-threshold', type=float, help='override the per-scene ATE threshold (metres)')
+    p.add_argument('--aoe-threshold', type=float, help='override the AOE threshold (degrees, default 30)')
+    p.add_argument('--keep-repeated', action='store_true', help='keep repeated consecutive poses')
+    p.add_argument('--exact-slerp', action='store_true',
+                   help='interpolate ground-truth orientation correctly instead of reproducing the official slerp')
+    return p
+
+
+def _fmt(fmt: str, value: float | int | None) -> str:
+    return '%8s' % 'nan' if value is None or (isinstance(value, float) and math.isnan(value)) else fmt % value
+
+
+def format_table(ev: ResultEval) -> str:
+    """The official evaluator's text table of one result file."""
+    summary = ev.summary()
+    seqs = sorted(summary['sequences'], key=int)
+    lines = ['%-12s' % ev.scene + ' '.join('%8s' % s for s in seqs)]
+    for label, key, fmt in ROWS:
+        lines.append('%-12s' % label + ' '.join(_fmt(fmt, summary['sequences'][s][key]) for s in seqs))
+    lines.append(f'(ATE threshold: {ev.thresholds.ate_m:.1f} m. AOE threshold: {ev.thresholds.aoe_deg:.1f} deg. '
+                 f'Reloc time factor: {ev.thresholds.reloc_score_factor_s:.1f} s.)')
+    return '\n'.join(lines)
+
+
+def _stem(path: Path) -> str:
+    return f'{path.parent.name}_{path.stem}' if path.parent.name else path.stem
+
+
+def _run_openloris(args: argparse.Namespace) -> dict:
+    calibration = Calibration.load(args.calibration) if args.calibration else None
+    out = {}
+    for path in args.results:
+        ev = evaluate_file(path, args.gt_dir, calibration, args.ate_threshold, args.aoe_threshold, args.scale,
+                           remove_repeated=not args.keep_repeated, exact_slerp=args.exact_slerp)
+        print(f'{path}:')
+        print(format_table(ev))
+        out[str(path)] = ev.summary()
+        if args.plot:
+            from rapnet_loc.eval.plots import plot_openloris
+            for png in plot_openloris(ev, args.plot, _stem(path)):
+                print(f'  plot: {png}')
+    return out
+
+
+def _run_tum(args: argparse.Namespace) -> dict:
+    from rapnet_loc.eval.tum import tum_metrics
+    ref = read_tum(args.tum_gt)
+    out = {}
+    for path in args.results:
+        m = tum_metrics(read_tum(path), ref, scale=args.scale)
+        print(f'{path}: {m.matches} matches, ATE RMSE {m.ate_rmse:.4f} m (median {m.ate_median:.4f}), '
+              f'RPE {m.rpe_trans_rmse:.4f} m / {m.rpe_rot_rmse_deg:.3f} deg per frame')
+        out[str(path)] = m.summary()
+        if args.plot:
+            from rapnet_loc.eval.plots import plot_tum
+            for png in plot_tum(m, args.plot, _stem(path)):
+                print(f'  plot: {png}')
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.gt_dir is None) == (args.tum_gt is None):
+        raise ConfigError('give exactly one of --gt-dir (OpenLORIS result files) or --tum-gt (TUM files)')
+    if args.gt_dir is not None and not args.gt_dir.is_dir():
+        raise ConfigError(f'--gt-dir {args.gt_dir} is not a directory')
+    out = _run_tum(args) if args.tum_gt else _run_openloris(args)
+    if args.json:
+        with atomic_write(args.json) as fh:
+            json.dump(out, fh, indent=1, sort_keys=True)
+        print(f'metrics written to {args.json}')
+    return 0

@@ -1,0 +1,40 @@
+"""``rapnet-loc`` entry point: dispatches to the subcommand modules listed in ``SUBCOMMANDS``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from rapnet_loc import __version__
+from rapnet_loc.errors import RapnetLocError
+
+SUBCOMMANDS = ('synth', 'evaluate', 'demo')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='rapnet-loc', description=__doc__)
+    parser.add_argument('--version', action='version', version=f'rapnet-loc {__version__}')
+    parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f'rapnet_loc.cli.{name}')
+        sub_parser = module.add_parser(sub)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return int(args._run(args) or 0)
+    except RapnetLocError as exc:
+        print(f'rapnet-loc {args.command}: error: {exc}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
