@@ -17,6 +17,10 @@ class ImageFormatError(RapnetLocError):
     """An image message cannot be decoded (unsupported encoding, size not matching ``step``)."""
 
 
+class DatasetError(RapnetLocError):
+    """A frame folder is missing, empty, or lacks a file that a frame needs."""
+
+
 class TrajectoryFormatError(RapnetLocError):
     """A trajectory or result file is malformed."""
 
