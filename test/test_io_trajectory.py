@@ -1,4 +1,7 @@
 """Trajectory files: exact nanosecond stamps, TUM and OpenLORIS round trips, malformed input, atomic writes."""
+import os
+import stat
+
 import numpy as np
 import pytest
 
@@ -88,6 +91,13 @@ def test_malformed_tum_and_missing_file(tmp_path):
         read_tum(path)
     with pytest.raises(TrajectoryFormatError, match='cannot read TUM file'):
         read_tum(tmp_path / 'missing.tum')
+
+
+def test_written_files_get_default_permissions(tmp_path):
+    write_tum(tmp_path / 't.tum', _traj())
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / 't.tum').stat().st_mode) == 0o666 & ~mask
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path):
