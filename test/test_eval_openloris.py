@@ -115,6 +115,9 @@ def test_gaps_longer_than_max_pose_interval_are_credited_one_second(gt_dir):
     keep = np.r_[0:100, 150:300]                                   # a 5 s hole after pose 99
     ev = evaluate_file(_write_result(gt_dir / 'r.txt', {1: gt1.subset(keep)}), gt_dir)
     assert ev.sequences[1].correct_time == pytest.approx(9.9 + 1.0 + 14.9, abs=1e-6)
+    ev = evaluate_file(gt_dir / 'r.txt', gt_dir, max_pose_interval=10.0, reloc_score_factor=30.0)
+    assert ev.sequences[1].correct_time == pytest.approx(29.9, abs=1e-6)
+    assert ev.thresholds.reloc_score_factor_s == 30.0
 
 
 def test_orientation_error_and_threshold(gt_dir):

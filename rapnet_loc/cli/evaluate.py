@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                                    'else the packaged OpenLORIS calibration)')
     p.add_argument('--ate-threshold', type=float, help='override the per-scene ATE threshold (metres)')
     p.add_argument('--aoe-threshold', type=float, help='override the AOE threshold (degrees, default 30)')
+    p.add_argument('--max-pose-interval', type=float, help='longest credit of one correct pose (s, default 1)')
+    p.add_argument('--reloc-factor', type=float, help='time constant of the reloc score (s, default 60)')
     p.add_argument('--keep-repeated', action='store_true', help='keep repeated consecutive poses')
     p.add_argument('--exact-slerp', action='store_true',
                    help='interpolate ground-truth orientation correctly instead of reproducing the official slerp')
@@ -62,7 +64,8 @@ def _run_openloris(args: argparse.Namespace) -> dict:
     out = {}
     for path in args.results:
         ev = evaluate_file(path, args.gt_dir, calibration, args.ate_threshold, args.aoe_threshold, args.scale,
-                           remove_repeated=not args.keep_repeated, exact_slerp=args.exact_slerp)
+                           remove_repeated=not args.keep_repeated, exact_slerp=args.exact_slerp,
+                           max_pose_interval=args.max_pose_interval, reloc_score_factor=args.reloc_factor)
         print(f'{path}:')
         print(format_table(ev))
         out[str(path)] = ev.summary()

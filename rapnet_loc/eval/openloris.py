@@ -299,21 +299,25 @@ def evaluate_result(result: OpenLORISResult, gt: OpenLORISResult, calibration: C
 
 
 def default_thresholds(calibration: Calibration, scene: str, ate_m: float | None = None,
-                       aoe_deg: float | None = None) -> Thresholds:
-    """Official per-scene thresholds from the calibration, with optional overrides."""
-    if ate_m is None:
-        ate_m = calibration.ate_threshold(scene)
-    return Thresholds(ate_m=ate_m, aoe_deg=calibration.aoe_threshold_deg if aoe_deg is None else aoe_deg,
-                      max_pose_interval_s=calibration.max_pose_interval_s,
-                      reloc_score_factor_s=calibration.reloc_score_factor_s)
+                       aoe_deg: float | None = None, max_pose_interval_s: float | None = None,
+                       reloc_score_factor_s: float | None = None) -> Thresholds:
+    """Official per-scene thresholds from the calibration; any argument given overrides its value."""
+    def pick(value: float | None, default: float) -> float:
+        return default if value is None else value
+    return Thresholds(ate_m=calibration.ate_threshold(scene) if ate_m is None else ate_m,
+                      aoe_deg=pick(aoe_deg, calibration.aoe_threshold_deg),
+                      max_pose_interval_s=pick(max_pose_interval_s, calibration.max_pose_interval_s),
+                      reloc_score_factor_s=pick(reloc_score_factor_s, calibration.reloc_score_factor_s))
 
 
 def evaluate_file(path: str | os.PathLike, gt_dir: str | os.PathLike, calibration: Calibration | None = None,
                   ate_threshold: float | None = None, aoe_threshold: float | None = None, scale: bool = False,
-                  remove_repeated: bool = True, exact_slerp: bool = False) -> ResultEval:
+                  remove_repeated: bool = True, exact_slerp: bool = False, max_pose_interval: float | None = None,
+                  reloc_score_factor: float | None = None) -> ResultEval:
     """Evaluate one OpenLORIS-format result file against ``gt_dir/gt_<scene>_1.txt``.
 
-    ``calibration`` defaults to ``gt_dir/calibration.yaml`` when present, else the packaged OpenLORIS one.
+    ``calibration`` defaults to ``gt_dir/calibration.yaml`` when present, else the packaged OpenLORIS one;
+    threshold arguments left as ``None`` take the calibration's (official) values.
     """
     gt_dir = Path(gt_dir)
     if calibration is None:
@@ -328,5 +332,6 @@ def evaluate_file(path: str | os.PathLike, gt_dir: str | os.PathLike, calibratio
         raise CalibrationError(f'{path}: no ground truth for scene {result.scene!r}: {gt_path} does not exist '
                                f'(found: {", ".join(known) or "none"})')
     gt = read_openloris(gt_path, remove_repeated=True)
-    thresholds = default_thresholds(calibration, result.scene, ate_threshold, aoe_threshold)
+    thresholds = default_thresholds(calibration, result.scene, ate_threshold, aoe_threshold, max_pose_interval,
+                                    reloc_score_factor)
     return evaluate_result(result, gt, calibration, thresholds, scale, name=str(path), exact_slerp=exact_slerp)

@@ -104,12 +104,18 @@ def decode_image(msg, topic: str = '') -> np.ndarray:
     return pixels.reshape(shape)
 
 
+def _require_kind(msg, topic: str, allowed: tuple[str, ...], kind: str) -> str:
+    """The message's encoding, checked to be one of ``allowed`` (the ``kind`` of image the caller needs)."""
+    encoding = str(msg.encoding)
+    if encoding not in allowed:
+        raise ImageFormatError(f"image encoding '{encoding}'{_where(topic)} is not a {kind} encoding; "
+                               f"expected one of {', '.join(allowed)}")
+    return encoding
+
+
 def to_rgb(msg, topic: str = '') -> np.ndarray:
     """(H, W, 3) uint8 RGB image of a colour (rgb8/bgr8/rgba8/bgra8) or mono8 message; mono is replicated."""
-    encoding = str(msg.encoding)
-    if encoding not in COLOR_ENCODINGS:
-        raise ImageFormatError(f"image encoding '{encoding}'{_where(topic)} is not a colour encoding; "
-                               f"expected one of {', '.join(COLOR_ENCODINGS)}")
+    encoding = _require_kind(msg, topic, COLOR_ENCODINGS, 'colour')
     img = decode_image(msg, topic)
     if encoding == 'mono8':
         return np.repeat(img[:, :, None], 3, axis=2)
@@ -122,10 +128,7 @@ def to_depth_m(msg, topic: str = '', depth_scale: float = 0.001) -> np.ndarray:
     ``16UC1``/``mono16`` values are multiplied by ``depth_scale`` (metres per unit; 0 stays 0). ``32FC1`` is taken
     as metres, with NaN, inf and negative values set to 0.
     """
-    encoding = str(msg.encoding)
-    if encoding not in DEPTH_ENCODINGS:
-        raise ImageFormatError(f"image encoding '{encoding}'{_where(topic)} is not a depth encoding; "
-                               f"expected one of {', '.join(DEPTH_ENCODINGS)}")
+    encoding = _require_kind(msg, topic, DEPTH_ENCODINGS, 'depth')
     img = decode_image(msg, topic)
     if encoding == '32FC1':
         return np.where(np.isfinite(img) & (img > 0), img, np.float32(0)).astype(np.float32)
