@@ -9,7 +9,7 @@ import sys
 from rapnet_loc import __version__
 from rapnet_loc.errors import RapnetLocError
 
-SUBCOMMANDS = ('synth', 'evaluate', 'demo')
+SUBCOMMANDS = ('synth', 'replay', 'evaluate', 'demo')
 
 
 def build_parser() -> argparse.ArgumentParser:

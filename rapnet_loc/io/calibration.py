@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import yaml
@@ -19,6 +18,7 @@ import yaml
 from rapnet_loc.errors import CalibrationError
 from rapnet_loc.geometry import invert, pose_matrix
 from rapnet_loc.io.types import CameraInfo
+from rapnet_loc.io.yamlfile import read_yaml_mapping
 
 PACKAGED = 'openloris_calibration.yaml'
 
@@ -53,14 +53,7 @@ class Calibration:
         if path is None:
             ref = resources.files('rapnet_loc.io').joinpath(PACKAGED)
             return cls.from_dict(yaml.safe_load(ref.read_text()), source=f'<packaged {PACKAGED}>')
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise CalibrationError(f'cannot read calibration file {path}: {exc}') from None
-        except yaml.YAMLError as exc:
-            raise CalibrationError(f'calibration file {path} is not valid YAML: {exc}') from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_yaml_mapping(path, CalibrationError, 'calibration file'), source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = '<dict>') -> 'Calibration':

@@ -1,0 +1,144 @@
+"""Configuration of the RGB-D front end: ``SlamConfig`` (YAML-loadable) with tracking and local-mapping sections.
+
+Defaults follow ORB-SLAM2's RGB-D tracker and its TUM settings (``bf = 40``, close-depth threshold 40 baselines).
+A YAML file holds any subset::
+
+    features: {name: orb, conf: {max_keypoints: 1000}}
+    tracking: {motion_radius: 15}
+    local_mapping: {ba_window: 10}
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+from rapnet_loc.errors import ConfigError
+from rapnet_loc.io.yamlfile import read_yaml_mapping
+
+
+@dataclass
+class TrackingConfig:
+    """Tracking thresholds (pixels, metres, Hamming distances for ORB; counts of matches or frames).
+
+    Attributes:
+        bf: virtual stereo baseline times fx (pixel-metres) of the right-coordinate residual.
+        depth_min, depth_max: valid keypoint depth range (m).
+        close_depth: depth (m) below which a keypoint counts as close (ORB-SLAM2 ``ThDepth``).
+        init_min_points: keypoints with depth needed to initialise the map.
+        max_distance: largest descriptor distance of a projection match (ORB-SLAM2 ``TH_HIGH``).
+        strict_distance: largest descriptor distance of a descriptor-only match (``TH_LOW``).
+        motion_radius, motion_ratio, motion_min_matches: motion-model search (radius at level 0, ratio test,
+            matches needed; the radius doubles once when too few are found).
+        vo_points: keypoints of the last frame back-projected as temporary points for the motion model
+            (the closest ones; at least this many, and all closer than ``close_depth``).
+        reference_ratio, reference_min_matches: mutual-NN ratio and matches needed against the reference keyframe.
+        min_pose_inliers: inliers needed after the motion-model or reference-keyframe pose optimisation.
+        local_radius, local_ratio: local-map search (radius factor, ratio test); local_radius_reloc replaces
+            local_radius for the two frames after a relocalization.
+        local_min_inliers: inliers needed after the local-map optimisation.
+        local_max_keyframes, local_covisible: size of the local map (keyframes; best covisibles per keyframe).
+        reloc_candidates, reloc_ratio, reloc_min_matches, reloc_min_inliers, reloc_radius: relocalization.
+        keyframe_max_frames: frames after a relocalization without keyframes once the map has more keyframes
+            than this (ORB-SLAM2 ``mMaxFrames``, the frame rate); also how long a relocalized frame needs
+            ``reloc_min_inliers``.
+        keyframe_min_frames: frames at least between keyframes.
+        keyframe_ref_ratio: insert when tracked inliers fall below this fraction of the reference keyframe's
+            well-observed points.
+        keyframe_close_tracked, keyframe_close_untracked: insert when fewer close points are tracked and more
+            close keypoints are untracked than these.
+        new_points_min: closest keypoints with depth turned into map points by a new keyframe (at least; plus all
+            closer than ``close_depth``).
+    """
+
+    bf: float = 40.0
+    depth_min: float = 0.1
+    depth_max: float = 10.0
+    close_depth: float = 3.05
+    init_min_points: int = 100
+    max_distance: float = 100.0
+    strict_distance: float = 50.0
+    motion_radius: float = 15.0
+    motion_ratio: float = 0.9
+    motion_min_matches: int = 20
+    vo_points: int = 100
+    reference_ratio: float = 0.7
+    reference_min_matches: int = 15
+    min_pose_inliers: int = 10
+    local_radius: float = 3.0
+    local_radius_reloc: float = 5.0
+    local_ratio: float = 0.8
+    local_min_inliers: int = 30
+    local_max_keyframes: int = 80
+    local_covisible: int = 10
+    reloc_candidates: int = 10
+    reloc_ratio: float = 0.75
+    reloc_min_matches: int = 15
+    reloc_min_inliers: int = 50
+    reloc_radius: float = 10.0
+    keyframe_max_frames: int = 30
+    keyframe_min_frames: int = 0
+    keyframe_ref_ratio: float = 0.75
+    keyframe_close_tracked: int = 100
+    keyframe_close_untracked: int = 70
+    new_points_min: int = 100
+
+
+@dataclass
+class LocalMappingConfig:
+    """Local mapping after each new keyframe.
+
+    Attributes:
+        cull_found_ratio: a recent point found in fewer than this fraction of the frames that saw it is culled.
+        cull_min_keyframes: a point created this many keyframes ago must be observed by 2 keyframes or is culled.
+        ba_window: keyframes optimised by local bundle adjustment (0 disables it).
+        ba_iterations: Gauss-Newton iterations of local bundle adjustment.
+    """
+
+    cull_found_ratio: float = 0.25
+    cull_min_keyframes: int = 2
+    ba_window: int = 10
+    ba_iterations: int = 5
+
+
+@dataclass
+class SlamConfig:
+    """Feature extractor (registry name and options) and the tracking/local-mapping settings."""
+
+    features: str = 'orb'
+    feature_conf: dict = field(default_factory=dict)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    local_mapping: LocalMappingConfig = field(default_factory=LocalMappingConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict | None, source: str = '<dict>') -> SlamConfig:
+        """Parse the YAML layout of the module doc; unknown sections or keys raise ConfigError."""
+        data = dict(data or {})
+        _check_keys(data, {'features', 'tracking', 'local_mapping'}, source)
+        feats = dict(data.get('features') or {})
+        _check_keys(feats, {'name', 'conf'}, f'{source} [features]')
+        return cls(features=str(feats.get('name', 'orb')), feature_conf=dict(feats.get('conf') or {}),
+                   tracking=_section(TrackingConfig, data.get('tracking'), f'{source} [tracking]'),
+                   local_mapping=_section(LocalMappingConfig, data.get('local_mapping'),
+                                          f'{source} [local_mapping]'))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SlamConfig:
+        """Read a YAML configuration file."""
+        return cls.from_dict(read_yaml_mapping(path, ConfigError, 'configuration file'), str(path))
+
+
+def _check_keys(data: dict, known: set[str], where: str) -> None:
+    if unknown := sorted(set(data) - known):
+        raise ConfigError(f"unknown key(s) {', '.join(map(str, unknown))} in {where}; "
+                          f"valid keys: {', '.join(sorted(known))}")
+
+
+def _section(cls: type, data: dict | None, where: str):
+    """Dataclass ``cls`` from a mapping, converting each value to the type of the field's default."""
+    data = dict(data or {})
+    defaults = {f.name: f.default for f in fields(cls)}
+    _check_keys(data, set(defaults), where)
+    try:
+        return cls(**{k: type(defaults[k])(v) for k, v in data.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f'invalid value in {where}: {exc}') from None

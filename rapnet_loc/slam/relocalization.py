@@ -1,0 +1,95 @@
+"""Relocalization of a frame against the map (ORB-SLAM2 ``Tracking::Relocalization`` without BoW).
+
+Candidate keyframes come from a swappable function (``CandidateFn``); the default, ``recent_keyframes``, takes the
+latest keyframes, which is where a tracker that has just lost track most likely is. A place-recognition module can
+replace it with a function of the same signature. For each candidate, its map points are matched to the frame by
+descriptor (mutual nearest neighbours), the pose comes from ``cv2.solvePnPRansac``, and pose optimisation plus a
+projection search of the candidate's points must leave enough inliers.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from rapnet_loc.features.matching import match_mutual, search_by_projection
+from rapnet_loc.slam.camera import Camera
+from rapnet_loc.slam.config import TrackingConfig
+from rapnet_loc.slam.frame import Frame
+from rapnet_loc.slam.map import KeyFrame, Map
+from rapnet_loc.slam.optimizer import CHI2_MONO, optimize_frame
+
+CandidateFn = Callable[[Map, Frame, int], list[KeyFrame]]
+PNP_ITERATIONS = 100
+
+
+def recent_keyframes(slam_map: Map, frame: Frame, n: int) -> list[KeyFrame]:
+    """The ``n`` most recently inserted keyframes, newest first."""
+    return [slam_map.keyframes[k] for k in sorted(slam_map.keyframes, reverse=True)[:n]]
+
+
+def _pnp_pose(points_w: np.ndarray, uv: np.ndarray, camera: Camera,
+              sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """RANSAC PnP: (4, 4) T_cw and the (k,) inlier indices, or None."""
+    ok, rvec, tvec, inliers = cv2.solvePnPRansac(
+        points_w.astype(np.float64), uv.astype(np.float64), camera.K, None, iterationsCount=PNP_ITERATIONS,
+        reprojectionError=float(np.sqrt(CHI2_MONO) * np.median(sigma)), confidence=0.99, flags=cv2.SOLVEPNP_EPNP)
+    if not ok or inliers is None:
+        return None
+    T = np.eye(4)
+    T[:3, :3] = cv2.Rodrigues(rvec)[0]
+    T[:3, 3] = tvec.reshape(3)
+    return T, inliers.reshape(-1)
+
+
+def _try_candidate(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cfg: TrackingConfig) -> bool:
+    """Relocalize ``frame`` against one keyframe; on success ``frame`` holds the pose and its matches."""
+    pts = slam_map.points
+    kp_idx = np.flatnonzero(kf.point_ids >= 0)
+    pids = kf.point_ids[kp_idx]
+    feats = frame.features
+    matches, _ = match_mutual(kf.frame.features.descriptors[kp_idx], feats.descriptors, feats.distance,
+                              cfg.reloc_ratio, cfg.strict_distance)
+    if len(matches) < cfg.reloc_min_matches:
+        return False
+    pids, kps = pids[matches[:, 0]], matches[:, 1]
+    pnp = _pnp_pose(pts.positions[pids], frame.keypoints_un[kps], camera, feats.level_scales[kps])
+    if pnp is None or len(pnp[1]) < cfg.min_pose_inliers:
+        return False
+    frame.point_ids[:] = -1
+    frame.T_cw = pnp[0]
+    frame.point_ids[kps[pnp[1]]] = pids[pnp[1]]
+    n_good = optimize_frame(frame, pts.positions, camera)
+    if n_good < cfg.min_pose_inliers:
+        return False
+    if n_good < cfg.reloc_min_inliers:
+        others = np.setdiff1d(kf.point_ids[kf.point_ids >= 0], frame.point_ids)
+        others = others[~pts.bad[others]]
+        points_c = pts.positions[others] @ frame.T_cw[:3, :3].T + frame.T_cw[:3, 3]
+        front = points_c[:, 2] > 0
+        others, points_c = others[front], points_c[front]
+        uv = camera.project(points_c)
+        match, _ = search_by_projection(uv, pts.descriptors[others], cfg.reloc_radius, frame.keypoints_un,
+                                        feats.descriptors, feats.distance, cfg.max_distance,
+                                        available=frame.point_ids < 0)
+        found = match >= 0
+        frame.point_ids[match[found]] = others[found]
+        n_good = optimize_frame(frame, pts.positions, camera)
+    return n_good >= cfg.reloc_min_inliers
+
+
+def relocalize(frame: Frame, slam_map: Map, camera: Camera, cfg: TrackingConfig,
+               candidates: CandidateFn = recent_keyframes) -> bool:
+    """Try the candidate keyframes in order until one gives a pose with enough inliers.
+
+    On success ``frame.T_cw`` and ``frame.point_ids`` (inlier matches) are set and True is returned; otherwise the
+    frame has no matches and ``T_cw`` is None.
+    """
+    if len(frame) >= cfg.reloc_min_matches:
+        for kf in candidates(slam_map, frame, cfg.reloc_candidates):
+            if _try_candidate(frame, kf, slam_map, camera, cfg):
+                return True
+    frame.point_ids[:] = -1
+    frame.T_cw = None
+    return False

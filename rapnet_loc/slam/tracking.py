@@ -1,0 +1,286 @@
+"""RGB-D tracking (ORB-SLAM2 ``Tracking``): pose of each frame against the map, and keyframe decisions.
+
+Per frame: (1) a first pose from the constant-velocity motion model by projection search of the last frame's
+points, falling back to descriptor matching against the reference keyframe; when lost, relocalization instead;
+(2) refinement against the local map (points of the keyframes that see the current matches and their best
+covisible keyframes) by projection search and pose optimisation; (3) the keyframe decision. The first frame with
+enough depth initialises the map (first keyframe at the world origin, one point per keypoint with depth).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from enum import Enum
+
+import numpy as np
+
+from rapnet_loc.features.matching import match_mutual, search_by_projection
+from rapnet_loc.geometry import invert
+from rapnet_loc.slam.camera import Camera
+from rapnet_loc.slam.config import TrackingConfig
+from rapnet_loc.slam.frame import Frame
+from rapnet_loc.slam.local_mapping import LocalMapping
+from rapnet_loc.slam.map import KeyFrame, Map
+from rapnet_loc.slam.optimizer import optimize_frame, optimize_pose, orthonormalize
+from rapnet_loc.slam.relocalization import CandidateFn, recent_keyframes, relocalize
+
+VIEW_COS_MIN = 0.5
+VIEW_COS_FRONTAL = 0.998
+
+
+class State(Enum):
+    """Tracker state between frames."""
+
+    NOT_INITIALIZED = 'not_initialized'
+    OK = 'ok'
+    LOST = 'lost'
+
+
+class Outcome(str, Enum):
+    """What happened to one frame: tracked, lost (no pose), or relocalized after being lost."""
+
+    OK = 'ok'
+    LOST = 'lost'
+    RELOCALIZED = 'relocalized'
+
+
+class Tracking:
+    """Tracks frames against ``slam_map``; new keyframes go to ``local_mapping``.
+
+    Args:
+        camera: the colour camera.
+        slam_map: the map to track against and extend.
+        local_mapping: processes each new keyframe.
+        cfg: thresholds.
+        candidates: relocalization candidate selection (see ``rapnet_loc.slam.relocalization``).
+    Attributes:
+        state: ``State`` after the last frame.
+        reference_kf: keyframe sharing most points with the last tracked frame.
+        velocity: (4, 4) ``T_cw(last) @ T_wc(second last)``, the constant-velocity motion model.
+        n_inliers: map-point inliers of the last frame (0 when lost; all its points for the first keyframe).
+    """
+
+    def __init__(self, camera: Camera, slam_map: Map, local_mapping: LocalMapping, cfg: TrackingConfig,
+                 candidates: CandidateFn = recent_keyframes):
+        self.camera = camera
+        self.map = slam_map
+        self.local_mapping = local_mapping
+        self.cfg = cfg
+        self.candidates = candidates
+        self.state = State.NOT_INITIALIZED
+        self.last_frame: Frame | None = None
+        self.reference_kf: KeyFrame | None = None
+        self.velocity = np.eye(4)
+        self.last_kf_frame_id = -1
+        self.last_reloc_frame_id = -(10**9)
+        self.n_inliers = 0
+
+    def track(self, frame: Frame) -> Outcome:
+        """Estimate ``frame.T_cw`` (left None when lost) and update the map; the outcome of the frame."""
+        outcome = Outcome.OK
+        if self.state == State.NOT_INITIALIZED:
+            ok = self._initialize(frame)
+        else:
+            if self.state == State.OK:
+                ok = self._track_motion_model(frame) or self._track_reference_keyframe(frame)
+            else:
+                ok = relocalize(frame, self.map, self.camera, self.cfg, self.candidates)
+                if ok:
+                    self.last_reloc_frame_id = frame.id
+                    self.velocity = np.eye(4)
+                    outcome = Outcome.RELOCALIZED
+            ok = ok and self._track_local_map(frame)
+            if ok:
+                if self.state == State.OK:
+                    self.velocity = orthonormalize(frame.T_cw @ invert(self.last_frame.T_cw))
+                if self._need_keyframe(frame):
+                    self._create_keyframe(frame)
+        if ok:
+            self.state = State.OK
+        else:
+            if self.state != State.NOT_INITIALIZED:
+                self.state = State.LOST
+            frame.T_cw = None
+            frame.point_ids[:] = -1
+            self.n_inliers = 0
+            outcome = Outcome.LOST
+        self.last_frame = frame
+        return outcome
+
+    def _initialize(self, frame: Frame) -> bool:
+        """First keyframe at the origin with a map point for every keypoint with depth."""
+        valid = np.flatnonzero(frame.has_depth)
+        if len(valid) < self.cfg.init_min_points:
+            return False
+        frame.T_cw = np.eye(4)
+        kf = self.map.add_keyframe(frame)
+        ids = self.map.create_points(kf, valid)
+        frame.point_ids[valid] = ids
+        self.local_mapping.process(kf, ids)
+        self.reference_kf = kf
+        self.last_kf_frame_id = frame.id
+        self.n_inliers = len(valid)
+        return True
+
+    def _project_search(self, frame: Frame, points_w: np.ndarray, descriptors: np.ndarray, radius: np.ndarray,
+                        level_range: tuple[np.ndarray, np.ndarray], ratio: float) -> np.ndarray:
+        """(M,) keypoint of ``frame`` matched to each of M world points (projected with ``frame.T_cw``) or -1."""
+        R, t = frame.T_cw[:3, :3], frame.T_cw[:3, 3]
+        uv, visible = self.camera.project_visible(points_w @ R.T + t)
+        match = np.full(len(points_w), -1, np.int64)
+        feats = frame.features
+        found, _ = search_by_projection(uv[visible], descriptors[visible], radius[visible], frame.keypoints_un,
+                                        feats.descriptors, feats.distance, self.cfg.max_distance, ratio,
+                                        (level_range[0][visible], level_range[1][visible]), feats.levels,
+                                        available=frame.point_ids < 0)
+        match[visible] = found
+        return match
+
+    def _track_motion_model(self, frame: Frame) -> bool:
+        """Predict the pose with the motion model; match the last frame's map points and temporary points."""
+        cfg, last, pts = self.cfg, self.last_frame, self.map.points
+        frame.T_cw = self.velocity @ last.T_cw
+        tracked = last.matched()
+        tracked = tracked[~pts.bad[last.point_ids[tracked]]]
+        vo = self._vo_keypoints(last)
+        kp_rows = np.r_[tracked, vo]
+        pids = np.r_[last.point_ids[tracked], np.full(len(vo), -1, np.int64)]
+        points_w = np.vstack([pts.positions[pids[:len(tracked)]], last.points_w(vo)])
+        descriptors = np.vstack([pts.descriptors[pids[:len(tracked)]], last.features.descriptors[vo]])
+        levels = last.features.levels[kp_rows].astype(np.int64)
+        scales = last.features.level_scales[kp_rows]
+        for factor in (1.0, 2.0):
+            match = self._project_search(frame, points_w, descriptors, cfg.motion_radius * factor * scales,
+                                         (levels - 1, levels + 1), cfg.motion_ratio)
+            if (match >= 0).sum() >= cfg.motion_min_matches:
+                break
+        else:
+            return False
+        rows = np.flatnonzero(match >= 0)
+        kps = match[rows]
+        result = optimize_pose(frame.T_cw, points_w[rows], frame.keypoints_un[kps], frame.u_right[kps],
+                               frame.inv_sigma2[kps], self.camera)
+        frame.T_cw = result.T_cw
+        keep = result.inliers & (pids[rows] >= 0)
+        frame.point_ids[kps[keep]] = pids[rows[keep]]
+        return int(keep.sum()) >= cfg.min_pose_inliers
+
+    def _vo_keypoints(self, last: Frame) -> np.ndarray:
+        """Unmatched keypoints of ``last`` with depth, used as temporary points: all closer than ``close_depth``
+        and at least the ``vo_points`` closest (ORB-SLAM2 ``UpdateLastFrame``)."""
+        cand = np.flatnonzero(last.has_depth & (last.point_ids < 0))
+        cand = cand[np.argsort(last.depth[cand], kind='stable')]
+        n = max(self.cfg.vo_points, int((last.depth[cand] < self.cfg.close_depth).sum()))
+        return cand[:n]
+
+    def _track_reference_keyframe(self, frame: Frame) -> bool:
+        """Match the reference keyframe's map points by descriptor and optimise from the last pose."""
+        cfg, kf = self.cfg, self.reference_kf
+        frame.point_ids[:] = -1
+        kp_idx = np.flatnonzero(kf.point_ids >= 0)
+        feats = frame.features
+        matches, _ = match_mutual(kf.frame.features.descriptors[kp_idx], feats.descriptors, feats.distance,
+                                  cfg.reference_ratio, cfg.strict_distance)
+        if len(matches) < cfg.reference_min_matches:
+            return False
+        frame.point_ids[matches[:, 1]] = kf.point_ids[kp_idx[matches[:, 0]]]
+        frame.T_cw = self.last_frame.T_cw.copy()
+        return optimize_frame(frame, self.map.points.positions, self.camera) >= cfg.min_pose_inliers
+
+    def _local_keyframes(self, frame: Frame) -> list[int]:
+        """Keyframes observing the frame's matches (most shared first), each followed by its best covisible
+        keyframe not yet included (ORB-SLAM2 ``UpdateLocalKeyFrames``); also sets ``reference_kf``."""
+        counts: Counter[int] = Counter()
+        for pid in frame.point_ids[frame.point_ids >= 0].tolist():
+            counts.update(self.map.points.observations[pid].keys())
+        if not counts:
+            return []
+        cap = self.cfg.local_max_keyframes
+        local = [k for k, _ in counts.most_common(cap)]
+        self.reference_kf = self.map.keyframes[local[0]]
+        included = set(local)
+        for k in local[:cap]:
+            if len(local) >= cap:
+                break
+            for neighbour in self.map.covisible(k, self.cfg.local_covisible):
+                if neighbour not in included:
+                    local.append(neighbour)
+                    included.add(neighbour)
+                    break
+        return local
+
+    def _track_local_map(self, frame: Frame) -> bool:
+        """Search the local map's points by projection, optimise the pose and count the inliers."""
+        cfg, pts = self.cfg, self.map.points
+        local = self._local_keyframes(frame)
+        if not local:
+            return False
+        matched = frame.point_ids[frame.point_ids >= 0]
+        pts.visible[matched] += 1
+        ids = np.unique(np.concatenate([self.map.keyframes[k].point_ids for k in local]))
+        ids = ids[ids >= 0]
+        ids = ids[~pts.bad[ids]]
+        ids = np.setdiff1d(ids, matched, assume_unique=True)
+        ids, dist, view_cos = self._in_frustum(frame, ids)
+        pts.visible[ids] += 1
+        level = pts.predict_level(ids, dist, self.map.scale_factor, self.map.n_levels)
+        th = cfg.local_radius_reloc if frame.id < self.last_reloc_frame_id + 2 else cfg.local_radius
+        radius = th * np.where(view_cos > VIEW_COS_FRONTAL, 2.5, 4.0) * self.map.scale_factor ** level
+        match = self._project_search(frame, pts.positions[ids], pts.descriptors[ids], radius, (level - 1, level),
+                                     cfg.local_ratio)
+        found = match >= 0
+        frame.point_ids[match[found]] = ids[found]
+        self.n_inliers = optimize_frame(frame, pts.positions, self.camera)
+        pts.found[frame.point_ids[frame.point_ids >= 0]] += 1
+        recent_reloc = frame.id < self.last_reloc_frame_id + cfg.keyframe_max_frames
+        return self.n_inliers >= (cfg.reloc_min_inliers if recent_reloc else cfg.local_min_inliers)
+
+    def _in_frustum(self, frame: Frame, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Points ``ids`` that project into the image within their scale-invariance distance range and at most
+        60 degrees from their mean viewing direction; with their (k,) distances and viewing-angle cosines."""
+        pts = self.map.points
+        positions = pts.positions[ids]
+        R, t = frame.T_cw[:3, :3], frame.T_cw[:3, 3]
+        uv, ok = self.camera.project_visible(positions @ R.T + t)
+        rays = positions + R.T @ t
+        dist = np.linalg.norm(rays, axis=1)
+        ok &= (dist >= 0.8 * pts.min_dist[ids]) & (dist <= 1.2 * pts.max_dist[ids])
+        view_cos = np.einsum('ij,ij->i', rays, pts.normals[ids]) / np.maximum(dist, 1e-12)
+        ok &= view_cos >= VIEW_COS_MIN
+        return ids[ok], dist[ok], view_cos[ok]
+
+    def _need_keyframe(self, frame: Frame) -> bool:
+        """ORB-SLAM2 ``NeedNewKeyFrame`` for RGB-D.
+
+        Local mapping runs synchronously, so it is always idle and ORB-SLAM2's condition ``c1b`` holds as soon as
+        ``keyframe_min_frames`` have passed; the decision is then its condition ``c2``: few inliers compared with
+        the reference keyframe's well-observed points, or few tracked close points with many untracked ones.
+        """
+        cfg = self.cfg
+        n_kfs = len(self.map.keyframes)
+        if frame.id < self.last_reloc_frame_id + cfg.keyframe_max_frames and n_kfs > cfg.keyframe_max_frames:
+            return False
+        if frame.id < self.last_kf_frame_id + cfg.keyframe_min_frames:
+            return False
+        min_kfs = 1 if n_kfs <= 2 else 2
+        ref_ids = self.reference_kf.point_ids[self.reference_kf.point_ids >= 0]
+        n_ref = int((self.map.points.n_obs[ref_ids] >= min_kfs).sum())
+        close = frame.has_depth & (frame.depth < cfg.close_depth)
+        tracked_close = int((close & (frame.point_ids >= 0)).sum())
+        untracked_close = int((close & (frame.point_ids < 0)).sum())
+        need_close = tracked_close < cfg.keyframe_close_tracked and untracked_close > cfg.keyframe_close_untracked
+        ref_ratio = 0.4 if n_kfs < 2 else cfg.keyframe_ref_ratio
+        return (self.n_inliers < ref_ratio * n_ref or need_close) and self.n_inliers > 15
+
+    def _create_keyframe(self, frame: Frame) -> None:
+        """Insert ``frame`` as a keyframe with new points from the depth of its unmatched keypoints: all closer
+        than ``close_depth`` and at least the ``new_points_min`` closest."""
+        kf = self.map.add_keyframe(frame)
+        cand = np.flatnonzero(frame.has_depth & (frame.point_ids < 0))
+        cand = cand[np.argsort(frame.depth[cand], kind='stable')]
+        n = max(self.cfg.new_points_min, int((frame.depth[cand] < self.cfg.close_depth).sum()))
+        ids = self.map.create_points(kf, cand[:n])
+        frame.point_ids[cand[:n]] = ids
+        self.local_mapping.process(kf, ids)
+        frame.T_cw = kf.T_cw.copy()
+        self.reference_kf = kf
+        self.last_kf_frame_id = frame.id

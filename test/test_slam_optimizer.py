@@ -1,0 +1,112 @@
+"""Pose-only optimisation and windowed bundle adjustment (rapnet_loc.slam.optimizer) on real 7-Scenes geometry.
+
+Map points are real: keypoints of frame 0 back-projected with their depth and placed in the world with the
+ground-truth pose. Observations are their exact projections in other ground-truth views plus pixel noise, so the
+expected optimum is known.
+"""
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from rapnet_loc.features import create_extractor
+from rapnet_loc.geometry import invert, rotation_angle
+from rapnet_loc.io.sevenscenes import SevenScenesFolder
+from rapnet_loc.slam.camera import Camera
+from rapnet_loc.slam.frame import Frame
+from rapnet_loc.slam.optimizer import (BundleProblem, bundle_adjust, optimize_pose, orthonormalize, retract,
+                                       so3_exp)
+
+VIEWS = (0, 15, 30)
+
+
+@pytest.fixture(scope='module')
+def scene(shared_data):
+    """(camera, world points (N, 3), T_cw of VIEWS (3, 4, 4)) from frame 0's keypoints with depth."""
+    folder = SevenScenesFolder(shared_data / '7scenes-redkitchen-seq01-dev', 0, VIEWS[-1])
+    camera = Camera.from_info(folder.camera_info())
+    first = next(iter(folder))
+    frame = Frame.create(0, 0, create_extractor('orb').extract(first.color), first.depth, camera, (0.1, 10.0))
+    _, poses = folder.poses()
+    idx = np.flatnonzero(frame.has_depth)
+    points_w = frame.points_c[idx] @ poses[0, :3, :3].T + poses[0, :3, 3]
+    return camera, points_w, np.stack([invert(poses[v]) for v in VIEWS])
+
+
+def observe(camera, points_w, T_cw, rng, noise_px=0.5):
+    """Noisy pixels (N, 2) and right coordinates (N,) of points seen from T_cw, and which are in the image."""
+    points_c = points_w @ T_cw[:3, :3].T + T_cw[:3, 3]
+    uv = camera.project(points_c) + rng.normal(0, noise_px, (len(points_w), 2))
+    u_right = uv[:, 0] - camera.bf / points_c[:, 2]
+    visible = (points_c[:, 2] > 0.1) & camera.in_image(uv)
+    return uv, u_right, visible
+
+
+def pose_error(T_a, T_b):
+    d = invert(T_a) @ T_b
+    return np.linalg.norm(d[:3, 3]), np.degrees(rotation_angle(d[:3, :3]))
+
+
+def test_so3_exp_and_orthonormalize():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(10, 3))
+    assert np.allclose(so3_exp(w), Rotation.from_rotvec(w).as_matrix(), atol=1e-12)
+    assert np.allclose(so3_exp(np.zeros(3)), np.eye(3))
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_rotvec([0.1, 0.2, 0.3]).as_matrix() * 1.01
+    R = orthonormalize(T)[:3, :3]
+    assert np.allclose(R @ R.T, np.eye(3), atol=1e-12) and np.linalg.det(R) > 0
+
+
+def test_pose_recovered_and_outliers_marked(scene):
+    camera, points_w, views = scene
+    rng = np.random.default_rng(1)
+    T_true = views[1]
+    uv, u_right, visible = observe(camera, points_w, T_true, rng)
+    pts, uv, u_right = points_w[visible], uv[visible], u_right[visible]
+    n = len(pts)
+    u_right[::3] = np.nan  # a third of the keypoints without depth: monocular residuals
+    bad = rng.random(n) < 0.2
+    uv[bad] += rng.choice([-1, 1], (bad.sum(), 2)) * rng.uniform(15, 60, (bad.sum(), 2))
+    T_init = retract(T_true, np.array([0.03, -0.02, 0.04, 0.05, -0.04, 0.03]))
+    assert pose_error(T_init, T_true)[0] > 0.05
+    result = optimize_pose(T_init, pts, uv, u_right, np.ones(n), camera)
+    trans, rot = pose_error(result.T_cw, T_true)
+    assert trans < 0.003 and rot < 0.1
+    assert np.mean(~result.inliers[bad]) > 0.98
+    assert np.mean(result.inliers[~bad]) > 0.93
+    assert result.n_inliers == result.inliers.sum() and np.all(result.chi2[result.inliers] <= 7.815)
+
+
+def test_pose_needs_three_observations(scene):
+    camera, points_w, views = scene
+    uv, u_right, _ = observe(camera, points_w[:2], views[0], np.random.default_rng(2))
+    result = optimize_pose(views[0], points_w[:2], uv, u_right, np.ones(2), camera)
+    assert np.array_equal(result.T_cw, views[0]) and not result.inliers.any()
+
+
+def test_bundle_adjustment_reduces_pose_and_point_errors(scene):
+    camera, points_w, views = scene
+    rng = np.random.default_rng(3)
+    obs = [observe(camera, points_w, T, rng, noise_px=0.2) for T in views]
+    seen = np.all([o[2] for o in obs], axis=0)
+    pts = points_w[seen][::4]
+    kf_index, point_index, uv, u_right = [], [], [], []
+    for k, (o_uv, o_ur, _) in enumerate(obs):
+        kf_index.append(np.full(len(pts), k))
+        point_index.append(np.arange(len(pts)))
+        uv.append(o_uv[seen][::4])
+        u_right.append(o_ur[seen][::4])
+    # views 1 and 2 are free (perturbed); view 0 is fixed
+    order = np.array([1, 2, 0])
+    T_init = np.stack([retract(views[1], np.array([0.01, 0.0, -0.01, 0.02, 0.01, -0.02])),
+                       retract(views[2], np.array([-0.01, 0.01, 0.0, -0.02, 0.02, 0.01])), views[0]])
+    pts_init = pts + rng.normal(0, 0.01, pts.shape)
+    slot = np.argsort(order)
+    problem = BundleProblem(T_init, 2, pts_init, slot[np.concatenate(kf_index)], np.concatenate(point_index),
+                            np.concatenate(uv), np.concatenate(u_right), np.ones(3 * len(pts)))
+    poses, points, inliers = bundle_adjust(problem, camera, iterations=10)
+    assert np.array_equal(poses[2], views[0])
+    for k, view in enumerate(order[:2]):
+        assert pose_error(poses[k], views[view])[0] < 0.25 * pose_error(T_init[k], views[view])[0]
+    assert np.median(np.linalg.norm(points - pts, axis=1)) < 0.5 * np.median(np.linalg.norm(pts_init - pts, axis=1))
+    assert inliers.mean() > 0.95
