@@ -1,4 +1,7 @@
-"""``rapnet-loc`` entry point: dispatches to the subcommand modules listed in ``SUBCOMMANDS``."""
+"""``rapnet-loc`` entry point: dispatches to the subcommand modules listed in ``SUBCOMMANDS``.
+
+Command ``build-map`` lives in module ``rapnet_loc.cli.build_map`` (hyphens become underscores).
+"""
 from __future__ import annotations
 
 import argparse
@@ -13,12 +16,14 @@ SUBCOMMANDS = ('synth', 'replay', 'evaluate', 'demo')
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='rapnet-loc', description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog='rapnet-loc', description='rapnet_loc visual localization suite: synthetic OpenLORIS-style data, '
+                                       'offline replay of bags and frame folders, official OpenLORIS evaluation.')
     parser.add_argument('--version', action='version', version=f'rapnet-loc {__version__}')
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f'rapnet_loc.cli.{name}')
+        module = importlib.import_module(f"rapnet_loc.cli.{name.replace('-', '_')}")
         sub_parser = module.add_parser(sub)
         sub_parser.set_defaults(_run=module.run)
     return parser
