@@ -209,3 +209,13 @@ def test_evaluate_result_without_any_match_reports_nothing_correct():
     assert ev.summary()['sequences']['1']['ate_rmse'] is None
     # the official script reports one zero-error match for a later sequence without matches
     assert ev.summary()['sequences']['2']['matches'] == 1 and ev.summary()['sequences']['2']['ate_rmse'] == 0.0
+
+
+def test_a_repeated_stamp_keeps_its_last_pose(gt_dir):
+    gt1 = _circle(100.0, 300)
+    doubled = Trajectory(np.r_[gt1.stamps_ns, gt1.stamps_ns[50]], np.r_[gt1.positions, [[9.0, 9.0, 0.0]]],
+                         np.r_[gt1.quats, gt1.quats[50:51]])
+    ev = evaluate_file(_write_result(gt_dir / 'r.txt', {1: doubled}), gt_dir, exact_slerp=True)
+    s = ev.sequences[1]
+    assert s.poses == 300 and s.matches == 300
+    assert np.sum(s.ate > 1.0) == 1            # the later (wrong) pose replaced the correct one at that stamp

@@ -125,10 +125,9 @@ class _Seq:
 
 def _official_seq(traj: Trajectory) -> _Seq:
     t = traj.stamps_s
-    # dict semantics of the official parser: the last pose of a repeated stamp wins
-    _, last = np.unique(t[::-1], return_index=True)
-    keep = np.sort(len(t) - 1 - last)
-    keep = keep[np.argsort(t[keep], kind='stable')]
+    # dict semantics of the official parser: the last pose of a repeated stamp wins; unique() sorts by stamp
+    _, first_of_reversed = np.unique(t[::-1], return_index=True)
+    keep = len(t) - 1 - first_of_reversed
     quat = traj.quats[keep]
     return _Seq(t[keep], traj.positions[keep], quat_to_matrix(quat), quat)
 
