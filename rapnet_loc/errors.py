@@ -31,3 +31,8 @@ class CalibrationError(RapnetLocError):
 
 class ConfigError(RapnetLocError):
     """A configuration file or option is invalid."""
+
+
+class MapFormatError(RapnetLocError):
+    """A map file is missing, not a map, truncated or corrupt, of another format version, or built with another
+    feature extractor than requested."""

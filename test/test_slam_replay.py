@@ -112,13 +112,14 @@ def test_replay_bag_with_ground_truth_topic(bag, tmp_path):
 
 
 def test_replay_bag_frame_range_and_gt_file(bag, tmp_path):
+    # for bags, --frames is in seconds from the bag start: 0.15..0.48 s are frames 5..14 at 30 Hz
     path, stamps, poses = bag
     gt_file = tmp_path / 'gt_home_1.txt'
     base = poses @ invert(BASE_LINK @ LINK_COLOR)
     write_openloris(gt_file, OpenLORISResult(info={'scene': 'home', 'frame': 'base_link'},
                                              sequences={1: Trajectory.from_matrices(stamps, base)}))
     out = tmp_path / 'out'
-    assert replay.run(replay_args(path, '--out', out, '--frames', '5:14', '--gt', gt_file)) == 0
+    assert replay.run(replay_args(path, '--out', out, '--frames', '0.15:0.48', '--gt', gt_file)) == 0
     rows = read_status(out / 'status.csv')
     assert len(rows) == 10 and rows[0]['stamp'] == f'{stamps[5] // 10**9}.{stamps[5] % 10**9:09d}'
     report = json.loads((out / 'report.json').read_text())

@@ -3,12 +3,25 @@
 Outputs in ``--out DIR``:
 
 - ``trajectory.tum``: camera-to-world poses of the tracked frames (TUM format, stamps of the input frames);
-- ``status.csv``: one row per frame, ``stamp,state,keypoints,tracked,ms`` (``state`` is ok, lost or relocalized);
-- ``trajectory_openloris.txt`` (bags only): the same poses in the OpenLORIS result format, frame ``d400_color``;
+- ``status.csv``: one row per frame, ``stamp,state,keypoints,tracked,ms`` (``state`` is ok, lost, relocalized, or
+  dropped by ``--realtime``);
+- ``trajectory_openloris.txt`` (bags only): the same poses in the OpenLORIS result format, frame ``d400_color``,
+  scene and sequence number from the bag name (``office1-3.bag``: scene office, sequence 3);
 - ``report.json``: frame counts, keyframes and timing; with ground truth also the TUM ATE/RPE (``rapnet_loc.eval.tum``,
   SE(3) alignment) and the plots ``replay_trajectory.png``/``replay_errors.png``. Ground truth: the 7-Scenes poses,
   a bag's ``/gt`` topic moved to the camera with ``/tf_static``, or ``--gt FILE`` (OpenLORIS format), interpolated
   at the tracked frames' stamps.
+
+``--map-in FILE`` localizes against a saved map instead of building one (ORB-SLAM2's localization mode: no new
+keyframes or points; relocalization against the map's keyframes at the start and whenever tracking is lost; the
+map's feature extractor is used). ``--map-out FILE`` saves the map at the end (``rapnet_loc.slam.map_io``).
+
+``--frames FIRST:LAST`` replays 7-Scenes frames FIRST..LAST (file numbers) or the part of a bag from FIRST to LAST
+seconds after its start. ``--realtime`` replays as a live robot would run: each frame arrives at its stamp (relative
+to the first) and the front end, when free, takes the newest frame that has arrived; the frames it had no time for
+are dropped (a subscriber queue of one). Every frame is processed otherwise. ``--odom-prior`` (bags) predicts each
+frame's pose from the wheel odometry on ``/odom`` (moved to the camera with ``/tf_static``) instead of the
+constant-velocity motion model.
 
 7-Scenes depth is not registered to colour: when the folder has ``camera-intrinsics.txt`` (the depth camera's K),
 depth is read where each keypoint's ray meets the depth image (``rapnet_loc.slam.frame.Frame.create``).
@@ -23,7 +36,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
 from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError, TopicError, TrajectoryFormatError
@@ -35,11 +47,14 @@ from rapnet_loc.io.trajectory import (OpenLORISResult, Trajectory, format_stamp,
                                       write_tum)
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.slam.config import SlamConfig
+from rapnet_loc.slam.map_io import load_map, save_map
+from rapnet_loc.slam.odometry import OdometryPrior, interpolate_poses
 from rapnet_loc.slam.system import System, TrackResult
 
 STATUS_COLUMNS = ('stamp', 'state', 'keypoints', 'tracked', 'ms')
 OPENLORIS_FRAME = 'd400_color'
 GT_BASE_FRAME = 'base_link'
+ODOM_BASE_FRAME = 'base_link'
 GT_MAX_GAP_S = 0.5  # as the official OpenLORIS evaluator interpolates ground truth
 SEVENSCENES_DEPTH_INTRINSICS = 'camera-intrinsics.txt'
 
@@ -55,19 +70,34 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument('--gt', type=Path, help='ground truth in the OpenLORIS result format (overrides the source\'s)')
     p.add_argument('--out', type=Path, default=Path('replay_out'), help='output folder (default: replay_out)')
     p.add_argument('--frames', metavar='FIRST:LAST',
-                   help='inclusive frame range: 7-Scenes file numbers, or 0-based colour/depth pairs of a bag; '
-                        'either side may be empty')
+                   help='inclusive range: 7-Scenes file numbers, or seconds from the start of a bag; either side may '
+                        'be empty')
+    p.add_argument('--realtime', action='store_true',
+                   help='drop the frames that arrive (at their stamps) while the front end is busy, like a live robot')
+    p.add_argument('--odom-prior', action='store_true',
+                   help='predict poses from the bag\'s wheel odometry (/odom) instead of constant velocity')
+    p.add_argument('--map-in', type=Path, metavar='FILE',
+                   help='localize against this map (localization mode, the map is not extended)')
+    p.add_argument('--map-out', type=Path, metavar='FILE', help='save the map to FILE at the end')
     return p
 
 
-def parse_frames(text: str | None) -> tuple[int | None, int | None]:
-    """``'FIRST:LAST'`` (either side optional) -> ``(first, last)``."""
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Arguments of ``rapnet-loc replay`` (without the command name), e.g. ``['bag', '--out', 'dir']``."""
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(['replay', *argv])
+
+
+def parse_frames(text: str | None) -> tuple[float | None, float | None]:
+    """``'FIRST:LAST'`` (either side optional; non-negative numbers, ints where written without a point) ->
+    ``(first, last)``."""
     if text is None:
         return None, None
-    match = re.fullmatch(r'\s*(\d*)\s*:\s*(\d*)\s*', text)
-    if not match:
-        raise ConfigError(f'--frames must be FIRST:LAST with non-negative integers (either may be empty), got {text!r}')
-    first, last = (int(g) if g else None for g in match.groups())
+    match = re.fullmatch(r'\s*(\d*\.?\d*)\s*:\s*(\d*\.?\d*)\s*', text)
+    if not match or '.' in match.groups():
+        raise ConfigError(f'--frames must be FIRST:LAST with non-negative numbers (either may be empty), got {text!r}')
+    first, last = ((float(g) if '.' in g else int(g)) if g else None for g in match.groups())
     if first is not None and last is not None and last < first:
         raise ConfigError(f'--frames range ends before it starts: {text!r}')
     return first, last
@@ -90,31 +120,6 @@ def find_chain(transforms: dict[tuple[str, str], np.ndarray], parent: str, child
                 queue.append((nxt, T @ step))
     raise TopicError(f'no chain of static transforms from {parent!r} to {child!r}; '
                      f'frames known: {", ".join(sorted(edges)) or "none"}')
-
-
-def interpolate_poses(stamps_ns: np.ndarray, poses: np.ndarray, query_ns: np.ndarray,
-                      max_gap_s: float = GT_MAX_GAP_S) -> Trajectory:
-    """Poses (N, 4, 4) at stamps (N,) interpolated (linear, slerp) at ``query_ns`` (Q,) between neighbours at most
-    ``max_gap_s`` apart; queries outside or in larger gaps are dropped."""
-    order = np.argsort(stamps_ns, kind='stable')
-    stamps_ns, poses = np.asarray(stamps_ns)[order], np.asarray(poses)[order]
-    stamps_ns, first = np.unique(stamps_ns, return_index=True)
-    poses = poses[first]
-    query_ns = np.asarray(query_ns, dtype=np.int64)
-    if len(stamps_ns) < 2:
-        return Trajectory.empty()
-    hi = np.clip(np.searchsorted(stamps_ns, query_ns), 1, len(stamps_ns) - 1)
-    lo = hi - 1
-    ok = (query_ns >= stamps_ns[0]) & (query_ns <= stamps_ns[-1])
-    ok &= (stamps_ns[hi] - stamps_ns[lo]) <= max_gap_s * 1e9
-    query_ns, lo, hi = query_ns[ok], lo[ok], hi[ok]
-    w = ((query_ns - stamps_ns[lo]) / (stamps_ns[hi] - stamps_ns[lo]))[:, None]
-    t = (1 - w) * poses[lo, :3, 3] + w * poses[hi, :3, 3]
-    slerp = Slerp((stamps_ns - stamps_ns[0]) / 1e9, Rotation.from_matrix(poses[:, :3, :3]))
-    out = np.tile(np.eye(4), (len(query_ns), 1, 1))
-    out[:, :3, :3] = slerp((query_ns - stamps_ns[0]) / 1e9).as_matrix()
-    out[:, :3, 3] = t
-    return Trajectory.from_matrices(query_ns, out)
 
 
 def _openloris_gt(path: Path, camera_frame: str,
@@ -141,14 +146,19 @@ class Source:
         camera: colour camera; depth_camera: intrinsics of unregistered depth (7-Scenes) or None.
         total: frame count for the progress bar (None when unknown).
         is_bag: whether the source is a bag (OpenLORIS output is written).
-        scene: OpenLORIS scene name guessed from the bag name (``office1-1.bag`` -> ``office``), or None.
+        scene, seq: OpenLORIS scene name and sequence number guessed from the bag name (``office1-2.bag`` ->
+            ``office``, 2), or None and 1.
+    Args:
+        path: bag or 7-Scenes folder.
+        first, last: inclusive range (None: open) of 7-Scenes frame numbers (integers), or of seconds after the
+            start of a bag.
     """
 
-    def __init__(self, path: Path, first: int | None, last: int | None):
+    def __init__(self, path: Path, first: float | None, last: float | None):
         self.path, self.first, self.last = path, first, last
         self.is_bag = not (path.is_dir() and any(path.glob('frame-*.color.*')))
         self.depth_camera: CameraInfo | None = None
-        self.scene = None
+        self.scene, self.seq = None, 1
         if self.is_bag:
             self.bag = OpenLORISBag(path)
             try:
@@ -157,10 +167,12 @@ class Source:
                 self.bag.close()
                 raise
             color = self.bag.bag.topics.get(self.bag.topics.color)
-            self.total = None if color is None else color.count
-            if match := re.match(r'([a-z]+)\d*-\d+', path.name):
-                self.scene = match.group(1)
+            self.total = None if color is None or first is not None or last is not None else color.count
+            if match := re.match(r'([a-z]+)\d*-(\d+)', path.name):
+                self.scene, self.seq = match.group(1), int(match.group(2))
         else:
+            if any(isinstance(v, float) for v in (first, last)):
+                raise ConfigError(f'the frame range of a 7-Scenes folder takes frame numbers, got {first}:{last}')
             self.folder = SevenScenesFolder(path, first, last)
             self.camera = self.folder.camera_info()
             self.total = len(self.folder)
@@ -173,21 +185,34 @@ class Source:
         if not self.is_bag:
             yield from self.folder
             return
-        for frame in self.bag.rgbd_frames():
-            if self.last is not None and frame.index > self.last:
-                break
-            if self.first is None or frame.index >= self.first:
-                yield frame
+        yield from self.bag.frames_in_range(self.first, self.last)
+
+    def static_transforms(self) -> dict[tuple[str, str], np.ndarray] | None:
+        """The bag's ``/tf_static`` transforms, or None (no such topic, or a folder)."""
+        if not self.is_bag:
+            return None
+        try:
+            return self.bag.static_transforms()
+        except TopicError:
+            return None
+
+    def odometry_prior(self) -> OdometryPrior:
+        """Camera motion prior from the bag's wheel odometry and the camera's mount on ``base_link``."""
+        if not self.is_bag:
+            raise ConfigError(f'--odom-prior needs a bag with /odom; {self.path} is a 7-Scenes folder')
+        static = self.static_transforms()
+        if static is None:
+            raise ConfigError(f'--odom-prior needs /tf_static in {self.path} to place the camera on the base')
+        stamps, poses = self.bag.odometry()
+        if len(stamps) < 2:
+            raise ConfigError(f'--odom-prior: fewer than two odometry messages in {self.path}')
+        camera_frame = self.camera.frame_id or OPENLORIS_FRAME
+        return OdometryPrior(stamps, poses, find_chain(static, ODOM_BASE_FRAME, camera_frame))
 
     def ground_truth(self, gt_file: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
         """Stamps (N,) and camera-to-world poses (N, 4, 4) of the colour camera, or None when there are none."""
-        static = None
+        static = self.static_transforms()
         camera_frame = self.camera.frame_id or OPENLORIS_FRAME
-        if self.is_bag:
-            try:
-                static = self.bag.static_transforms()
-            except TopicError:
-                static = None
         if gt_file is not None:
             return _openloris_gt(gt_file, camera_frame, static)
         if not self.is_bag:
@@ -205,6 +230,30 @@ class Source:
             self.bag.close()
 
 
+def process_frames(system: System, frames: Iterator[RGBDFrame], realtime: bool) -> Iterator[TrackResult]:
+    """``system.process`` of every frame; with ``realtime``, of those a live front end would have had time for.
+
+    Live model: frame i arrives ``stamp_i - stamp_0`` after the first, processing takes ``TrackResult.ms``, and
+    when the front end is free it takes the newest frame that has arrived; the older ones waiting are dropped
+    (``TrackResult`` with state ``'dropped'``). Results come in stamp order.
+    """
+    if not realtime:
+        yield from (system.process(frame) for frame in frames)
+        return
+    free_ns, held = None, None  # when the front end is next free; the newest frame arrived and not processed
+    for frame in frames:
+        if held is not None and (free_ns is None or frame.stamp_ns > free_ns):
+            result = system.process(held)
+            free_ns = (held.stamp_ns if free_ns is None else max(free_ns, held.stamp_ns)) + round(result.ms * 1e6)
+            held = None
+            yield result
+        if held is not None:
+            yield TrackResult(held.stamp_ns, 'dropped', None, 0, 0, 0.0, False)
+        held = frame
+    if held is not None:
+        yield system.process(held)
+
+
 def write_status(path: Path, results: list[TrackResult]) -> None:
     """``status.csv``: header ``STATUS_COLUMNS`` and one row per frame."""
     with atomic_write(path) as fh:
@@ -216,7 +265,7 @@ def write_status(path: Path, results: list[TrackResult]) -> None:
 def evaluate(traj: Trajectory, gt: tuple[np.ndarray, np.ndarray] | None, out: Path) -> dict:
     """``{'ate': TUM metrics summary, 'plots': [...]}`` of ``traj`` against ground truth (stamps, poses)
     interpolated at its stamps; ``{'ate': None}`` without ground truth or when it cannot be evaluated."""
-    ref = None if gt is None else interpolate_poses(gt[0], gt[1], traj.stamps_ns)
+    ref = None if gt is None else interpolate_poses(gt[0], gt[1], traj.stamps_ns, GT_MAX_GAP_S)
     if ref is None:
         return {'ate': None}
     if len(ref) < 2:
@@ -236,7 +285,7 @@ def evaluate(traj: Trajectory, gt: tuple[np.ndarray, np.ndarray] | None, out: Pa
     return {'ate': metrics.summary(), 'plots': [str(p) for p in plot_tum(metrics, out, 'replay')]}
 
 
-def _load_config(args: argparse.Namespace) -> SlamConfig:
+def load_config(args: argparse.Namespace) -> SlamConfig:
     config = SlamConfig.load(args.config) if args.config else SlamConfig()
     if args.features and args.features != config.features:
         config.features, config.feature_conf = args.features, {}
@@ -245,12 +294,17 @@ def _load_config(args: argparse.Namespace) -> SlamConfig:
 
 def run(args: argparse.Namespace) -> int:
     first, last = parse_frames(args.frames)
-    config = _load_config(args)
+    config = load_config(args)
+    slam_map = None
+    if args.map_in:
+        map_file = load_map(args.map_in, args.features or (config.features if args.config else None))
+        config, slam_map = map_file.settings(config if args.config else None), map_file.map
     source = Source(args.source, first, last)
     try:
-        system = System(source.camera, config, depth_info=source.depth_camera)
-        results = [system.process(frame) for frame in tqdm(source.frames(), total=source.total, unit='frame',
-                                                            desc='replay', dynamic_ncols=True)]
+        odometry = source.odometry_prior() if args.odom_prior else None
+        system = System(source.camera, config, depth_info=source.depth_camera, slam_map=slam_map, odometry=odometry)
+        frames = tqdm(source.frames(), total=source.total, unit='frame', desc='replay', dynamic_ncols=True)
+        results = list(process_frames(system, frames, args.realtime))
         gt = source.ground_truth(args.gt)
     finally:
         source.close()
@@ -264,17 +318,23 @@ def run(args: argparse.Namespace) -> int:
     if source.is_bag:
         info = {'scene': source.scene} if source.scene else {}
         info.update({'slam': f'rapnet-loc-{config.features}', 'frame': OPENLORIS_FRAME})
-        write_openloris(out / 'trajectory_openloris.txt', OpenLORISResult(info=info, sequences={1: traj}))
-    ms = np.array([r.ms for r in results])
+        write_openloris(out / 'trajectory_openloris.txt', OpenLORISResult(info=info, sequences={source.seq: traj}))
+    processed = [r for r in results if r.state != 'dropped']
+    ms = np.array([r.ms for r in processed])
     states = [r.state for r in results]
     report = {'source': str(args.source), 'features': config.features, 'frames': len(results),
-              'tracked': len(tracked), 'tracked_ratio': len(tracked) / len(results), 'lost': states.count('lost'),
+              'dropped': len(results) - len(processed), 'tracked': len(tracked),
+              'tracked_ratio': len(tracked) / len(processed), 'lost': states.count('lost'),
               'relocalized': states.count('relocalized'), 'keyframes': int(sum(r.keyframe for r in results)),
               'ms_median': float(np.median(ms)), 'ms_mean': float(ms.mean())}
-    print(f'{len(tracked)}/{len(results)} frames tracked ({100 * report["tracked_ratio"]:.1f} %), '
+    dropped = f', {report["dropped"]} dropped (--realtime)' if args.realtime else ''
+    print(f'{len(tracked)}/{len(processed)} frames tracked ({100 * report["tracked_ratio"]:.1f} %){dropped}, '
           f'{report["relocalized"]} relocalizations, median {report["ms_median"]:.1f} ms per frame')
     report.update(evaluate(traj, gt, out))
     with atomic_write(out / 'report.json') as fh:
         json.dump(report, fh, indent=1)
     print(f'outputs written to {out}')
+    if args.map_out:
+        save_map(args.map_out, system.map, system.camera, config)
+        print(f'map saved to {args.map_out}')
     return 0

@@ -48,6 +48,17 @@ class TrackingConfig:
             close keypoints are untracked than these.
         new_points_min: closest keypoints with depth turned into map points by a new keyframe (at least; plus all
             closer than ``close_depth``).
+        max_motion_gap_s: longest stamp gap (s) over which the motion model measures or extrapolates the velocity;
+            after a longer gap, or when stamps go backwards, it predicts no motion.
+        confirm_observations, confirm_min_matches, probation_strikes: moving objects. A map point created by
+            tracking is on probation until it has been observed consistently (pose inlier, depth consistent) in
+            ``confirm_observations`` later frames, and is erased after ``probation_strikes`` inconsistent ones.
+            Poses are estimated from the trusted points' matches only, the others being classified against the
+            result, whenever there are at least ``confirm_min_matches`` of them; otherwise the matches that agree
+            with the predicted pose within ``prior_gate`` times the chi-square thresholds and depth tolerance
+            join them.
+        depth_tolerance, depth_tolerance_ratio: a keypoint's depth is consistent with its map point when they differ
+            by at most ``depth_tolerance + depth_tolerance_ratio * depth`` metres.
     """
 
     bf: float = 40.0
@@ -81,6 +92,13 @@ class TrackingConfig:
     keyframe_close_tracked: int = 100
     keyframe_close_untracked: int = 70
     new_points_min: int = 100
+    max_motion_gap_s: float = 1.0
+    confirm_observations: int = 3
+    confirm_min_matches: int = 20
+    probation_strikes: int = 2
+    prior_gate: float = 3.0
+    depth_tolerance: float = 0.03
+    depth_tolerance_ratio: float = 0.03
 
 
 @dataclass

@@ -66,6 +66,9 @@ class MapPoints:
         n_obs: (n,) int64 number of keyframes observing the point (``len(observations[i])``).
         bad: (n,) bool, culled points.
         first_kf: (n,) int64 id of the keyframe that created the point.
+        probation: (n,) int64 consistent observations the point still needs before tracking trusts it for pose
+            estimation (0: trusted; points added here start trusted, tracking puts those it creates on probation).
+        strikes: (n,) int64 inconsistent observations while on probation.
     Attributes:
         observations: ``observations[i]`` maps keyframe id -> keypoint index of point ``i`` in that keyframe.
     """
@@ -80,6 +83,8 @@ class MapPoints:
     n_obs = _Column()
     bad = _Column()
     first_kf = _Column()
+    probation = _Column()
+    strikes = _Column()
 
     def __init__(self):
         self._n = 0
@@ -90,11 +95,16 @@ class MapPoints:
     def __len__(self) -> int:
         return self._n
 
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        """Names of the columns, in declaration order."""
+        return tuple(name for name, attr in vars(cls).items() if isinstance(attr, _Column))
+
     def _allocate(self, capacity: int, descriptor_shape: tuple[int, ...], descriptor_dtype: np.dtype) -> None:
         shapes = {'positions': ((3,), np.float64), 'descriptors': (descriptor_shape, descriptor_dtype),
                   'normals': ((3,), np.float64), 'min_dist': ((), np.float64), 'max_dist': ((), np.float64),
                   'found': ((), np.int64), 'visible': ((), np.int64), 'n_obs': ((), np.int64), 'bad': ((), bool),
-                  'first_kf': ((), np.int64)}
+                  'first_kf': ((), np.int64), 'probation': ((), np.int64), 'strikes': ((), np.int64)}
         new = {name: np.zeros((capacity,) + shape, dtype) for name, (shape, dtype) in shapes.items()}
         if self._n:
             for name, old in self._data.items():

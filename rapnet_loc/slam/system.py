@@ -11,10 +11,12 @@ from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.frame import Frame
+from rapnet_loc.slam.keyframe_database import KeyFrameDatabase
 from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import Map
+from rapnet_loc.slam.odometry import OdometryPrior
 from rapnet_loc.slam.relocalization import CandidateFn, recent_keyframes
-from rapnet_loc.slam.tracking import Outcome, Tracking
+from rapnet_loc.slam.tracking import Outcome, State, Tracking
 
 
 @dataclass
@@ -24,7 +26,8 @@ class TrackResult:
     Attributes:
         stamp_ns: the frame's stamp.
         state: ``'ok'``, ``'lost'`` (no pose; also before the map is initialised) or ``'relocalized'``.
-        T_wc: (4, 4) camera-to-world pose (world = first tracked camera), None when lost.
+        T_wc: (4, 4) camera-to-world pose (world = first tracked camera, or the frame of a given map), None when
+            lost.
         n_keypoints: keypoints extracted.
         n_tracked: map points tracked (inliers of the final pose optimisation; 0 when lost).
         ms: processing time in milliseconds, feature extraction included.
@@ -46,28 +49,40 @@ class System:
     Args:
         camera_info: the colour camera (depth must be aligned to it).
         config: settings (defaults: ``SlamConfig()``).
-        candidates: relocalization candidate selection.
+        candidates: relocalization candidate selection (default: ``recent_keyframes``, or with ``slam_map`` a
+            ``KeyFrameDatabase`` of it).
         depth_info: intrinsics of the depth images when they are not registered to the colour images (same
             optical centre assumed, see ``Frame.create``); None when depth is aligned to colour.
+        slam_map: a map to localize against, built with ``config``'s feature extractor (e.g. loaded by
+            ``rapnet_loc.slam.map_io``); it is not extended (localization mode, ``Tracking.localization_only``).
+        odometry: wheel-odometry motion prior (``rapnet_loc.slam.odometry``), or None for the constant-velocity
+            motion model alone.
     """
 
     def __init__(self, camera_info: CameraInfo, config: SlamConfig | None = None,
-                 candidates: CandidateFn = recent_keyframes, depth_info: CameraInfo | None = None):
+                 candidates: CandidateFn | None = None, depth_info: CameraInfo | None = None,
+                 slam_map: Map | None = None, odometry: OdometryPrior | None = None):
         self.config = config or SlamConfig()
         self.extractor = create_extractor(self.config.features, self.config.feature_conf)
         self.camera = Camera.from_info(camera_info, self.config.tracking.bf)
         self.depth_camera = None if depth_info is None else Camera.from_info(depth_info)
         self._n_frames = 0
-        self.map: Map | None = None
+        self.map: Map | None = slam_map
+        self.localization_only = slam_map is not None
         self.tracking: Tracking | None = None
+        if candidates is None:
+            candidates = KeyFrameDatabase(slam_map) if self.localization_only else recent_keyframes
         self._candidates = candidates
+        self._odometry = odometry
 
     def _start(self, features: Features) -> None:
-        """Create the map, tracking and local mapping on the first frame, once the feature pyramid and descriptor
-        metric are known."""
-        self.map = Map(features.scale_factor, features.n_levels)
+        """Create the map (unless localizing), tracking and local mapping on the first frame, once the feature
+        pyramid and descriptor metric are known."""
+        if not self.localization_only:
+            self.map = Map(features.scale_factor, features.n_levels)
         local_mapping = LocalMapping(self.map, self.camera, self.config.local_mapping, features.distance)
-        self.tracking = Tracking(self.camera, self.map, local_mapping, self.config.tracking, self._candidates)
+        self.tracking = Tracking(self.camera, self.map, local_mapping, self.config.tracking, self._candidates,
+                                 self.localization_only, self._odometry)
 
     def process(self, rgbd: RGBDFrame) -> TrackResult:
         """Track one frame (colour (H, W, 3) uint8 RGB, depth (H, W) float32 metres aligned to colour)."""
@@ -84,3 +99,12 @@ class System:
         ms = 1000.0 * (time.perf_counter() - start)
         return TrackResult(frame.stamp_ns, outcome.value, None if outcome == Outcome.LOST else frame.T_wc,
                            len(frame), self.tracking.n_inliers, ms, len(self.map.keyframes) > n_kfs)
+
+    def localize(self, rgbd: RGBDFrame) -> TrackResult:
+        """Localize one frame on its own against the map (localization mode only): relocalization, then the
+        local-map refinement, with no motion prior from the frames before."""
+        if not self.localization_only:
+            raise ValueError('System.localize needs a map to localize against (slam_map)')
+        if self.tracking is not None:
+            self.tracking.state = State.LOST
+        return self.process(rgbd)

@@ -1,27 +1,41 @@
 """RGB-D tracking (ORB-SLAM2 ``Tracking``): pose of each frame against the map, and keyframe decisions.
 
-Per frame: (1) a first pose from the constant-velocity motion model by projection search of the last frame's
-points, falling back to descriptor matching against the reference keyframe; when lost, relocalization instead;
-(2) refinement against the local map (points of the keyframes that see the current matches and their best
-covisible keyframes) by projection search and pose optimisation; (3) the keyframe decision. The first frame with
-enough depth initialises the map (first keyframe at the world origin, one point per keypoint with depth).
+Per frame: (1) a first pose from the motion prior (constant velocity over the stamp gap, or wheel odometry; see
+``rapnet_loc.slam.odometry``) by projection search of the last frame's points, falling back to descriptor matching
+against the reference keyframe; when lost, relocalization instead; (2) refinement against the local map (points of
+the keyframes that see the current matches and their best covisible keyframes) by projection search and pose
+optimisation; (3) the keyframe decision. The first frame with enough depth initialises the map (first keyframe at
+the world origin, one point per keypoint with depth).
+
+Moving objects: every map point that tracking creates starts on probation (``MapPoints.probation``). Poses are
+estimated from the matches of trusted points only, as long as there are ``confirm_min_matches`` of them, and every
+match is then classified against that pose: a consistent observation (pose inlier whose measured depth agrees with
+the point's) brings a point closer to being trusted, an inconsistent one is dropped from the frame and counts as a
+strike; points on probation with ``probation_strikes`` strikes are erased. Points on a walking person leave their
+map position within a few frames, so they are never trusted and cannot pull the pose however many there are.
+
+Stamps: a stamp that is not after the previous frame's is logged and treated as a discontinuity (no motion
+predicted, velocity forgotten), as is a gap longer than ``max_motion_gap_s``.
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from enum import Enum
 
 import numpy as np
 
 from rapnet_loc.features.matching import match_mutual, search_by_projection
-from rapnet_loc.geometry import invert
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import TrackingConfig
 from rapnet_loc.slam.frame import Frame
 from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import KeyFrame, Map
-from rapnet_loc.slam.optimizer import optimize_frame, optimize_pose, orthonormalize
+from rapnet_loc.slam.odometry import ConstantVelocity, OdometryPrior
+from rapnet_loc.slam.optimizer import chi2_thresholds, optimize_pose, project_residuals
 from rapnet_loc.slam.relocalization import CandidateFn, recent_keyframes, relocalize
+
+LOG = logging.getLogger(__name__)
 
 VIEW_COS_MIN = 0.5
 VIEW_COS_FRONTAL = 0.998
@@ -52,24 +66,31 @@ class Tracking:
         local_mapping: processes each new keyframe.
         cfg: thresholds.
         candidates: relocalization candidate selection (see ``rapnet_loc.slam.relocalization``).
+        localization_only: track against ``slam_map`` without extending it (ORB-SLAM2's localization mode): no
+            keyframes or map points are created, and the first frames relocalize against the map.
+        odometry: wheel-odometry motion prior, used instead of the constant-velocity model where it covers the
+            stamps of both frames; None for none.
     Attributes:
         state: ``State`` after the last frame.
         reference_kf: keyframe sharing most points with the last tracked frame.
-        velocity: (4, 4) ``T_cw(last) @ T_wc(second last)``, the constant-velocity motion model.
+        motion: the constant-velocity motion model.
         n_inliers: map-point inliers of the last frame (0 when lost; all its points for the first keyframe).
     """
 
     def __init__(self, camera: Camera, slam_map: Map, local_mapping: LocalMapping, cfg: TrackingConfig,
-                 candidates: CandidateFn = recent_keyframes):
+                 candidates: CandidateFn = recent_keyframes, localization_only: bool = False,
+                 odometry: OdometryPrior | None = None):
         self.camera = camera
         self.map = slam_map
         self.local_mapping = local_mapping
         self.cfg = cfg
         self.candidates = candidates
-        self.state = State.NOT_INITIALIZED
+        self.localization_only = localization_only
+        self.state = State.LOST if localization_only else State.NOT_INITIALIZED
         self.last_frame: Frame | None = None
         self.reference_kf: KeyFrame | None = None
-        self.velocity = np.eye(4)
+        self.motion = ConstantVelocity(cfg.max_motion_gap_s)
+        self.odometry = odometry
         self.last_kf_frame_id = -1
         self.last_reloc_frame_id = -(10**9)
         self.n_inliers = 0
@@ -77,6 +98,7 @@ class Tracking:
     def track(self, frame: Frame) -> Outcome:
         """Estimate ``frame.T_cw`` (left None when lost) and update the map; the outcome of the frame."""
         outcome = Outcome.OK
+        self._check_stamp(frame)
         if self.state == State.NOT_INITIALIZED:
             ok = self._initialize(frame)
         else:
@@ -86,13 +108,14 @@ class Tracking:
                 ok = relocalize(frame, self.map, self.camera, self.cfg, self.candidates)
                 if ok:
                     self.last_reloc_frame_id = frame.id
-                    self.velocity = np.eye(4)
+                    self.motion.reset()
                     outcome = Outcome.RELOCALIZED
             ok = ok and self._track_local_map(frame)
             if ok:
                 if self.state == State.OK:
-                    self.velocity = orthonormalize(frame.T_cw @ invert(self.last_frame.T_cw))
-                if self._need_keyframe(frame):
+                    last = self.last_frame
+                    self.motion.update(last.T_cw, last.stamp_ns, frame.T_cw, frame.stamp_ns)
+                if not self.localization_only and self._need_keyframe(frame):
                     self._create_keyframe(frame)
         if ok:
             self.state = State.OK
@@ -106,14 +129,40 @@ class Tracking:
         self.last_frame = frame
         return outcome
 
+    def _check_stamp(self, frame: Frame) -> None:
+        """Log a stamp that does not follow the previous frame's, or follows it after a long gap, and forget the
+        velocity: the motion between the two frames is unknown."""
+        if self.last_frame is None:
+            return
+        dt = (frame.stamp_ns - self.last_frame.stamp_ns) / 1e9
+        if dt <= 0:
+            LOG.warning('frame %d: stamp %.9f s is %.3f s before the previous frame\'s; treated as a discontinuity '
+                        '(motion model reset)', frame.id, frame.stamp_ns / 1e9, -dt)
+            self.motion.reset()
+        elif dt > self.cfg.max_motion_gap_s:
+            LOG.info('frame %d: %.3f s after the previous frame; motion model reset', frame.id, dt)
+            self.motion.reset()
+
+    def _predicted_motion(self, frame: Frame) -> np.ndarray:
+        """(4, 4) motion ``T_cw(frame) @ T_wc(last frame)`` expected from the odometry, else the motion model; none
+        when the stamps do not increase."""
+        last = self.last_frame
+        if frame.stamp_ns <= last.stamp_ns:
+            return np.eye(4)
+        if self.odometry is not None:
+            motion = self.odometry.motion(last.stamp_ns, frame.stamp_ns)
+            if motion is not None:
+                return motion
+        return self.motion.predict(last.stamp_ns, frame.stamp_ns)
+
     def _initialize(self, frame: Frame) -> bool:
-        """First keyframe at the origin with a map point for every keypoint with depth."""
+        """First keyframe at the origin with a map point (on probation) for every keypoint with depth."""
         valid = np.flatnonzero(frame.has_depth)
         if len(valid) < self.cfg.init_min_points:
             return False
         frame.T_cw = np.eye(4)
         kf = self.map.add_keyframe(frame)
-        ids = self.map.create_points(kf, valid)
+        ids = self._create_points(kf, valid)
         frame.point_ids[valid] = ids
         self.local_mapping.process(kf, ids)
         self.reference_kf = kf
@@ -138,7 +187,7 @@ class Tracking:
     def _track_motion_model(self, frame: Frame) -> bool:
         """Predict the pose with the motion model; match the last frame's map points and temporary points."""
         cfg, last, pts = self.cfg, self.last_frame, self.map.points
-        frame.T_cw = self.velocity @ last.T_cw
+        frame.T_cw = self._predicted_motion(frame) @ last.T_cw
         tracked = last.matched()
         tracked = tracked[~pts.bad[last.point_ids[tracked]]]
         vo = self._vo_keypoints(last)
@@ -156,12 +205,10 @@ class Tracking:
         else:
             return False
         rows = np.flatnonzero(match >= 0)
-        kps = match[rows]
-        result = optimize_pose(frame.T_cw, points_w[rows], frame.keypoints_un[kps], frame.u_right[kps],
-                               frame.inv_sigma2[kps], self.camera)
-        frame.T_cw = result.T_cw
-        keep = result.inliers & (pids[rows] >= 0)
-        frame.point_ids[kps[keep]] = pids[rows[keep]]
+        kps, pids = match[rows], pids[rows]
+        trusted = (pids >= 0) & (pts.probation[pids] == 0)
+        keep = self._estimate_pose(frame, points_w[rows], kps, trusted) & (pids >= 0)
+        frame.point_ids[kps[keep]] = pids[keep]
         return int(keep.sum()) >= cfg.min_pose_inliers
 
     def _vo_keypoints(self, last: Frame) -> np.ndarray:
@@ -182,9 +229,44 @@ class Tracking:
                                   cfg.reference_ratio, cfg.strict_distance)
         if len(matches) < cfg.reference_min_matches:
             return False
-        frame.point_ids[matches[:, 1]] = kf.point_ids[kp_idx[matches[:, 0]]]
+        kps, pids = matches[:, 1], kf.point_ids[kp_idx[matches[:, 0]]]
         frame.T_cw = self.last_frame.T_cw.copy()
-        return optimize_frame(frame, self.map.points.positions, self.camera) >= cfg.min_pose_inliers
+        pts = self.map.points
+        keep = self._estimate_pose(frame, pts.positions[pids], kps, pts.probation[pids] == 0)
+        frame.point_ids[kps[keep]] = pids[keep]
+        return int(keep.sum()) >= cfg.min_pose_inliers
+
+    def _estimate_pose(self, frame: Frame, points_w: np.ndarray, kps: np.ndarray, trusted: np.ndarray) -> np.ndarray:
+        """Optimise ``frame.T_cw`` (the initial guess) against M matches of world points ``points_w`` (M, 3) to
+        keypoints ``kps`` (M,) and return (M,) bool, the matches consistent with the result (``_consistent``).
+
+        The pose comes from the ``trusted`` (M,) matches alone when there are ``confirm_min_matches`` of them; else
+        from those plus the matches that agree with the initial guess within the ``prior_gate``, when that makes
+        ``confirm_min_matches``; else from all of them.
+        """
+        use = trusted
+        if int(use.sum()) < self.cfg.confirm_min_matches:
+            use = trusted | self._consistent(frame, points_w, kps, self.cfg.prior_gate)
+        if int(use.sum()) < self.cfg.confirm_min_matches:
+            use = np.ones(len(kps), bool)
+        kp = kps[use]
+        frame.T_cw = optimize_pose(frame.T_cw, points_w[use], frame.keypoints_un[kp], frame.u_right[kp],
+                                   frame.inv_sigma2[kp], self.camera).T_cw
+        return self._consistent(frame, points_w, kps)
+
+    def _consistent(self, frame: Frame, points_w: np.ndarray, kps: np.ndarray, gate: float = 1.0) -> np.ndarray:
+        """(M,) bool: world points (M, 3) whose reprojection into ``frame`` passes the chi-square test (thresholds
+        times ``gate``) at its keypoints ``kps`` (M,) and whose depth agrees with the keypoint's measured depth
+        (tolerance times ``gate``), where there is one."""
+        points_c = points_w @ frame.T_cw[:3, :3].T + frame.T_cw[:3, 3]
+        ok = points_c[:, 2] > 1e-6
+        u_right = frame.u_right[kps[ok]]
+        error, _ = project_residuals(points_c[ok], frame.keypoints_un[kps[ok]], u_right, self.camera,
+                                     with_jacobian=False)
+        ok[ok] = frame.inv_sigma2[kps[ok]] * (error * error).sum(1) <= gate * chi2_thresholds(u_right)
+        depth = frame.depth[kps]
+        tolerance = gate * (self.cfg.depth_tolerance + self.cfg.depth_tolerance_ratio * depth)
+        return ok & ((depth <= 0) | (np.abs(depth - points_c[:, 2]) <= tolerance))
 
     def _local_keyframes(self, frame: Frame) -> list[int]:
         """Keyframes observing the frame's matches (most shared first), each followed by its best covisible
@@ -229,10 +311,25 @@ class Tracking:
                                      cfg.local_ratio)
         found = match >= 0
         frame.point_ids[match[found]] = ids[found]
-        self.n_inliers = optimize_frame(frame, pts.positions, self.camera)
-        pts.found[frame.point_ids[frame.point_ids >= 0]] += 1
+        kps = frame.matched()
+        pids = frame.point_ids[kps]
+        consistent = self._estimate_pose(frame, pts.positions[pids], kps, pts.probation[pids] == 0)
+        frame.point_ids[kps[~consistent]] = -1
+        self._review_probation(pids, consistent)
+        self.n_inliers = int(consistent.sum())
+        pts.found[pids[consistent]] += 1
         recent_reloc = frame.id < self.last_reloc_frame_id + cfg.keyframe_max_frames
         return self.n_inliers >= (cfg.reloc_min_inliers if recent_reloc else cfg.local_min_inliers)
+
+    def _review_probation(self, pids: np.ndarray, consistent: np.ndarray) -> None:
+        """Count the observations (M,) of points ``pids`` (M,) that are on probation: a ``consistent`` one brings
+        the point closer to being trusted, an inconsistent one is a strike; erase points with too many strikes."""
+        pts = self.map.points
+        on = pts.probation[pids] > 0
+        pts.probation[pids[on & consistent]] -= 1
+        struck = pids[on & ~consistent]
+        pts.strikes[struck] += 1
+        self.map.erase_points(struck[pts.strikes[struck] >= self.cfg.probation_strikes])
 
     def _in_frustum(self, frame: Frame, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Points ``ids`` that project into the image within their scale-invariance distance range and at most
@@ -278,9 +375,15 @@ class Tracking:
         cand = np.flatnonzero(frame.has_depth & (frame.point_ids < 0))
         cand = cand[np.argsort(frame.depth[cand], kind='stable')]
         n = max(self.cfg.new_points_min, int((frame.depth[cand] < self.cfg.close_depth).sum()))
-        ids = self.map.create_points(kf, cand[:n])
+        ids = self._create_points(kf, cand[:n])
         frame.point_ids[cand[:n]] = ids
         self.local_mapping.process(kf, ids)
         frame.T_cw = kf.T_cw.copy()
         self.reference_kf = kf
         self.last_kf_frame_id = frame.id
+
+    def _create_points(self, kf: KeyFrame, kp_index: np.ndarray) -> np.ndarray:
+        """Map points (on probation) from the depth of keypoints ``kp_index`` (k,) of ``kf``; their ids (k,)."""
+        ids = self.map.create_points(kf, kp_index)
+        self.map.points.probation[ids] = self.cfg.confirm_observations
+        return ids

@@ -1,0 +1,221 @@
+"""Map files: a whole ``Map`` with its camera, feature extractor and configuration in one versioned ``.npz``.
+
+Layout (numpy ``.npz``, a zip of ``.npy`` arrays, read with ``allow_pickle=False``; no pickled objects)::
+
+    format, version       header: 'rapnet-loc-map' and the format version (``VERSION``)
+    meta                  JSON: features {name, conf, distance, scale_factor, n_levels}, camera, config
+    kf_id, kf_frame_id, kf_stamp_ns (K,)   keyframes; kf_T_cw (K, 4, 4); kf_offsets (K + 1,) rows of each
+                          keyframe in the keypoint arrays
+    kp_<name>             the keyframes' keypoints, concatenated (N rows): keypoints, scores, descriptors, levels
+                          (``Features``), keypoints_un, depth, points_c, u_right, inv_sigma2 (``Frame``) and
+                          point_ids (``KeyFrame``)
+    pt_<column>           every ``MapPoints`` column (M rows)
+    obs_point, obs_kf, obs_kp (O,)         observations: point id, keyframe id, keypoint index
+    cov_kf, cov_other, cov_weight (E,)     covisibility edges (both directions)
+
+Files are written atomically (``rapnet_loc.io.atomic``): a failed save leaves the previous file as it was.
+Every problem on loading raises ``MapFormatError`` naming the file and what is wrong with it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rapnet_loc.errors import ConfigError, MapFormatError
+from rapnet_loc.features.base import Features
+from rapnet_loc.io.atomic import atomic_write
+from rapnet_loc.slam.camera import Camera
+from rapnet_loc.slam.config import SlamConfig
+from rapnet_loc.slam.frame import Frame
+from rapnet_loc.slam.map import KeyFrame, Map, MapPoints
+
+FORMAT = 'rapnet-loc-map'
+VERSION = 1
+ZIP_MAGIC = b'PK\x03\x04'
+FEATURE_ARRAYS = ('keypoints', 'scores', 'descriptors', 'levels')
+FRAME_ARRAYS = ('keypoints_un', 'depth', 'points_c', 'u_right', 'inv_sigma2')
+POINT_COLUMNS = MapPoints.columns()
+ARRAYS = ('format', 'version', 'meta', 'kf_id', 'kf_frame_id', 'kf_stamp_ns', 'kf_T_cw', 'kf_offsets', 'kp_point_ids',
+          *(f'kp_{name}' for name in (*FEATURE_ARRAYS, *FRAME_ARRAYS)), *(f'pt_{name}' for name in POINT_COLUMNS),
+          'obs_point', 'obs_kf', 'obs_kp', 'cov_kf', 'cov_other', 'cov_weight')
+
+
+@dataclass
+class MapFile:
+    """A map with the camera, feature extractor and settings it was built with.
+
+    Attributes:
+        map: keyframes, points and covisibility.
+        camera: the colour camera of the keyframes.
+        config: settings; ``config.features``/``config.feature_conf`` name the extractor of every descriptor.
+        distance: descriptor metric of the extractor (``'hamming'`` or ``'l2'``).
+    """
+
+    map: Map
+    camera: Camera
+    config: SlamConfig
+    distance: str
+
+    def settings(self, config: SlamConfig | None = None) -> SlamConfig:
+        """Settings to localize on this map: a copy of ``config`` (default: the map's own) with the map's feature
+        extractor and its options."""
+        settings = copy.deepcopy(config or self.config)
+        settings.features, settings.feature_conf = self.config.features, dict(self.config.feature_conf)
+        return settings
+
+
+def config_dict(config: SlamConfig) -> dict:
+    """``config`` in the YAML layout that ``SlamConfig.from_dict`` reads."""
+    return {'features': {'name': config.features, 'conf': dict(config.feature_conf)},
+            'tracking': asdict(config.tracking), 'local_mapping': asdict(config.local_mapping)}
+
+
+def save_map(path: str | os.PathLike, slam_map: Map, camera: Camera, config: SlamConfig) -> None:
+    """Write ``slam_map`` (built with ``camera`` and ``config``'s feature extractor) to ``path`` atomically.
+
+    Raises:
+        MapFormatError: the map has no keyframe.
+    """
+    if not slam_map.keyframes:
+        raise MapFormatError(f'cannot save {path}: the map has no keyframe (tracking never initialised)')
+    kfs = list(slam_map.keyframes.values())
+    feats0 = kfs[0].frame.features
+    meta = {'features': {'name': config.features, 'conf': dict(config.feature_conf), 'distance': feats0.distance,
+                         'scale_factor': feats0.scale_factor, 'n_levels': feats0.n_levels},
+            'camera': {**asdict(camera), 'D': np.asarray(camera.D).tolist()}, 'config': config_dict(config)}
+    arrays = {'format': np.array(FORMAT), 'version': np.array(VERSION), 'meta': np.array(json.dumps(meta)),
+              'kf_id': np.array([kf.id for kf in kfs], np.int64),
+              'kf_frame_id': np.array([kf.frame.id for kf in kfs], np.int64),
+              'kf_stamp_ns': np.array([kf.frame.stamp_ns for kf in kfs], np.int64),
+              'kf_T_cw': np.array([kf.T_cw for kf in kfs]).reshape(-1, 4, 4),
+              'kf_offsets': np.r_[0, np.cumsum([len(kf.frame) for kf in kfs])].astype(np.int64),
+              'kp_point_ids': np.concatenate([kf.point_ids for kf in kfs])}
+    for name in FEATURE_ARRAYS:
+        arrays[f'kp_{name}'] = np.concatenate([getattr(kf.frame.features, name) for kf in kfs])
+    for name in FRAME_ARRAYS:
+        arrays[f'kp_{name}'] = np.concatenate([getattr(kf.frame, name) for kf in kfs])
+    pts = slam_map.points
+    for name in POINT_COLUMNS:
+        arrays[f'pt_{name}'] = getattr(pts, name)
+    arrays['obs_point'], arrays['obs_kf'], arrays['obs_kp'] = slam_map.observation_arrays(np.arange(len(pts)))
+    edges = [(a, b, w) for a, others in slam_map.covisibility.items() for b, w in others.items()]
+    for key, col in zip(('cov_kf', 'cov_other', 'cov_weight'), zip(*edges) if edges else ((), (), ())):
+        arrays[key] = np.array(col, np.int64)
+    with atomic_write(path, 'wb') as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def load_map(path: str | os.PathLike, features: str | None = None) -> MapFile:
+    """Read a map file.
+
+    Args:
+        path: the file.
+        features: feature extractor the caller will use (None: any); it must be the one the map was built with.
+    Raises:
+        MapFormatError: missing file, not a map, truncated or corrupt, another format version, or another
+            feature extractor than ``features``.
+    """
+    path = Path(path)
+    arrays = _read_arrays(path)
+    if missing := [name for name in ARRAYS if name not in arrays]:
+        raise MapFormatError(f'map file {path} is corrupt or from another rapnet-loc version: it lacks '
+                             f'{", ".join(missing)}; rebuild the map')
+    try:
+        meta = json.loads(str(arrays['meta']))
+        built_with = meta['features']['name']
+        config = SlamConfig.from_dict(meta['config'], f'{path} [config]')
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise MapFormatError(f'map file {path} is corrupt: bad metadata ({exc})') from None
+    if features is not None and features != built_with:
+        raise MapFormatError(f'map file {path} was built with feature extractor {built_with!r}, not {features!r} '
+                             f'as requested; use --features {built_with} or rebuild the map')
+    try:
+        camera = Camera(**{**meta['camera'], 'D': np.asarray(meta['camera']['D'], np.float64)})
+        slam_map = _build_map(arrays, meta)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise MapFormatError(f'map file {path} is corrupt: inconsistent contents ({exc})') from None
+    return MapFile(slam_map, camera, config, meta['features']['distance'])
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the archive, after checking that it is a map file of format ``VERSION``."""
+    try:
+        with open(path, 'rb') as fh:
+            magic = fh.read(len(ZIP_MAGIC))
+    except FileNotFoundError:
+        raise MapFormatError(f'map file not found: {path}') from None
+    except OSError as exc:
+        raise MapFormatError(f'cannot read map file {path}: {exc}') from None
+    if magic != ZIP_MAGIC:
+        what = 'it is empty' if not magic else 'it is not a .npz archive'
+        raise MapFormatError(f'{path} is not a rapnet-loc map file: {what}')
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if 'format' not in npz.files or str(npz['format']) != FORMAT:
+                raise MapFormatError(f'{path} is not a rapnet-loc map file: an .npz archive without the '
+                                     f'{FORMAT!r} header')
+            version = int(npz['version'])
+            if version != VERSION:
+                raise MapFormatError(f'map file {path} has format version {version}; this rapnet-loc reads version '
+                                     f'{VERSION} only: rebuild the map')
+            return {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+        raise MapFormatError(f'map file {path} is truncated or corrupt ({type(exc).__name__}: {exc})') from None
+
+
+def _check_counts(a: dict[str, np.ndarray]) -> None:
+    """ValueError unless the arrays ``a`` agree on the numbers of keyframes, keypoints and points."""
+    n_kfs, n_kp, n_points = len(a['kf_id']), len(a['kp_point_ids']), len(a['pt_positions'])
+    offsets = a['kf_offsets']
+    if not np.array_equal(a['kf_id'], np.arange(n_kfs)):
+        raise ValueError('keyframe ids are not 0..K-1')
+    if len(offsets) != n_kfs + 1 or offsets[0] != 0 or offsets[-1] != n_kp or np.any(np.diff(offsets) < 0):
+        raise ValueError('keyframe offsets do not cover the keypoint arrays')
+    for key, n in [*((f'kp_{name}', n_kp) for name in (*FEATURE_ARRAYS, *FRAME_ARRAYS)),
+                   *((f'pt_{name}', n_points) for name in POINT_COLUMNS)]:
+        if len(a[key]) != n:
+            raise ValueError(f'{key} has {len(a[key])} rows, not {n}')
+    for key, low, high in [('kp_point_ids', -1, n_points), ('obs_point', 0, n_points), ('obs_kf', 0, n_kfs),
+                           ('cov_kf', 0, n_kfs), ('cov_other', 0, n_kfs)]:
+        if np.any((a[key] < low) | (a[key] >= high)):
+            raise ValueError(f'{key} out of range')
+
+
+def _build_map(a: dict[str, np.ndarray], meta: dict) -> Map:
+    """The ``Map`` stored in arrays ``a`` (see the module doc); ValueError, IndexError, KeyError or TypeError when
+    they are inconsistent."""
+    _check_counts(a)
+    feats = meta['features']
+    slam_map = Map(feats['scale_factor'], feats['n_levels'])
+    offsets = a['kf_offsets'].tolist()
+    for k, (start, end) in enumerate(zip(offsets[:-1], offsets[1:])):
+        rows = slice(start, end)
+        features = Features(keypoints=a['kp_keypoints'][rows], scores=a['kp_scores'][rows],
+                            descriptors=a['kp_descriptors'][rows], distance=feats['distance'],
+                            levels=a['kp_levels'][rows], scale_factor=feats['scale_factor'],
+                            n_levels=feats['n_levels'])
+        point_ids = a['kp_point_ids'][rows].astype(np.int64)
+        frame = Frame(id=int(a['kf_frame_id'][k]), stamp_ns=int(a['kf_stamp_ns'][k]), features=features,
+                      point_ids=point_ids.copy(), T_cw=a['kf_T_cw'][k].copy(),
+                      **{name: a[f'kp_{name}'][rows] for name in FRAME_ARRAYS})
+        kf = KeyFrame(k, frame)
+        kf.point_ids = point_ids
+        slam_map.keyframes[k] = kf
+        slam_map.covisibility[k] = {}
+    pts = slam_map.points
+    if len(a['pt_positions']):
+        pts.add(a['pt_positions'], a['pt_descriptors'], 0)
+        for name in POINT_COLUMNS:
+            getattr(pts, name)[:] = a[f'pt_{name}']
+    for pid, kf_id, i in zip(a['obs_point'].tolist(), a['obs_kf'].tolist(), a['obs_kp'].tolist()):
+        pts.observations[pid][kf_id] = i
+    for kf_id, other, weight in zip(a['cov_kf'].tolist(), a['cov_other'].tolist(), a['cov_weight'].tolist()):
+        slam_map.covisibility[kf_id][other] = weight
+    return slam_map

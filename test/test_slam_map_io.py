@@ -1,0 +1,201 @@
+"""Map files (rapnet_loc.slam.map_io): exact round trip, clear errors for every kind of bad file, atomic saves, and
+localization mode (rapnet_loc.slam.System with a loaded map) leaving the map as it was."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from rapnet_loc.errors import MapFormatError
+from rapnet_loc.io.openloris import OpenLORISBag
+from rapnet_loc.slam import SlamConfig, System
+from rapnet_loc.slam import map_io
+from rapnet_loc.slam.map import Map
+from rapnet_loc.slam.map_io import load_map, save_map
+from rapnet_loc.synth import Challenges, generate
+
+FRAMES = 40
+
+
+@pytest.fixture(scope='module')
+def sequence(tmp_path_factory):
+    """Camera info and the RGB-D frames of a short synthetic sequence (320x240, every challenge off)."""
+    out = tmp_path_factory.mktemp('synth')
+    summary = generate(out, scene='office', sequences=1, frames=FRAMES, width=320, height=240, seed=2,
+                       challenges=Challenges.none(), compression='none', progress=False)
+    with OpenLORISBag(summary.bags[0]) as bag:
+        return bag.camera_info(), list(bag.rgbd_frames())
+
+
+@pytest.fixture(scope='module')
+def slam(sequence):
+    """A ``System`` after tracking the sequence (its map has several keyframes)."""
+    camera, frames = sequence
+    config = SlamConfig.from_dict({'features': {'name': 'orb', 'conf': {'max_keypoints': 600}},
+                                   'tracking': {'close_depth': 2.5}})
+    system = System(camera, config)
+    for frame in frames:
+        system.process(frame)
+    assert len(system.map.keyframes) >= 3
+    return system
+
+
+@pytest.fixture()
+def saved(slam, tmp_path):
+    path = tmp_path / 'office.map'
+    save_map(path, slam.map, slam.camera, slam.config)
+    return path
+
+
+def assert_same_map(a: Map, b: Map) -> None:
+    assert (a.scale_factor, a.n_levels) == (b.scale_factor, b.n_levels)
+    assert list(a.keyframes) == list(b.keyframes)
+    for ka, kb in zip(a.keyframes.values(), b.keyframes.values()):
+        assert (ka.id, ka.frame.id, ka.frame.stamp_ns) == (kb.id, kb.frame.id, kb.frame.stamp_ns)
+        assert np.array_equal(ka.T_cw, kb.T_cw) and np.array_equal(ka.point_ids, kb.point_ids)
+        fa, fb = ka.frame.features, kb.frame.features
+        assert (fa.distance, fa.scale_factor, fa.n_levels) == (fb.distance, fb.scale_factor, fb.n_levels)
+        for name in map_io.FEATURE_ARRAYS:
+            assert getattr(fa, name).dtype == getattr(fb, name).dtype
+            assert np.array_equal(getattr(fa, name), getattr(fb, name))
+        for name in map_io.FRAME_ARRAYS:
+            assert np.array_equal(getattr(ka.frame, name), getattr(kb.frame, name), equal_nan=True)
+    assert len(a.points) == len(b.points)
+    for name in map_io.POINT_COLUMNS:
+        assert getattr(a.points, name).dtype == getattr(b.points, name).dtype
+        assert np.array_equal(getattr(a.points, name), getattr(b.points, name))
+    assert a.points.observations == b.points.observations
+    assert a.covisibility == b.covisibility
+
+
+def test_round_trip_is_exact(slam, saved, tmp_path):
+    loaded = load_map(saved, features='orb')
+    assert_same_map(slam.map, loaded.map)
+    assert loaded.camera.K.tolist() == slam.camera.K.tolist() and loaded.camera.bf == slam.camera.bf
+    assert (loaded.camera.width, loaded.camera.height) == (slam.camera.width, slam.camera.height)
+    assert loaded.config == slam.config and loaded.distance == 'hamming'
+    again = tmp_path / 'again.map'
+    save_map(again, loaded.map, loaded.camera, loaded.config)
+    assert_same_map(slam.map, load_map(again).map)
+
+
+def test_settings_take_the_maps_extractor(slam, saved):
+    loaded = load_map(saved)
+    settings = loaded.settings(SlamConfig.from_dict({'tracking': {'reloc_min_inliers': 40}}))
+    assert settings.features == 'orb' and settings.feature_conf == {'max_keypoints': 600}
+    assert settings.tracking.reloc_min_inliers == 40
+    assert loaded.settings() == slam.config and loaded.settings() is not loaded.config
+
+
+def rewrite(path, **changes):
+    """Rewrite the map archive ``path`` with some arrays replaced (None: removed)."""
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    for key, value in changes.items():
+        if value is None:
+            del arrays[key]
+        else:
+            arrays[key] = value
+    with open(path, 'wb') as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def test_bad_files_name_the_problem(saved, tmp_path):
+    with pytest.raises(MapFormatError, match='map file not found'):
+        load_map(tmp_path / 'missing.map')
+    empty = tmp_path / 'empty.map'
+    empty.write_bytes(b'')
+    with pytest.raises(MapFormatError, match='not a rapnet-loc map file: it is empty'):
+        load_map(empty)
+    text = tmp_path / 'trajectory.tum'
+    text.write_text('0.0 0 0 0 0 0 0 1\n')
+    with pytest.raises(MapFormatError, match='not a rapnet-loc map file: it is not a .npz archive'):
+        load_map(text)
+    other = tmp_path / 'other.npz'
+    np.savez(other, x=np.arange(3))
+    with pytest.raises(MapFormatError, match="without the 'rapnet-loc-map' header"):
+        load_map(other)
+
+
+def test_truncated_or_corrupt_file(saved, tmp_path):
+    data = saved.read_bytes()
+    for cut in (len(data) // 2, len(data) - 30, 100):
+        truncated = tmp_path / f'cut{cut}.map'
+        truncated.write_bytes(data[:cut])
+        with pytest.raises(MapFormatError, match=r'truncated or corrupt'):
+            load_map(truncated)
+    with zipfile.ZipFile(saved) as zf:
+        info = zf.getinfo('kp_descriptors.npy')
+    corrupt = bytearray(data)
+    middle = info.header_offset + 100 + info.compress_size // 2
+    corrupt[middle:middle + 16] = bytes(16)
+    bad = tmp_path / 'corrupt.map'
+    bad.write_bytes(bytes(corrupt))
+    with pytest.raises(MapFormatError, match=r'truncated or corrupt'):
+        load_map(bad)
+
+
+def test_inconsistent_contents(saved):
+    with np.load(saved) as npz:
+        offsets, meta = npz['kf_offsets'], json.loads(str(npz['meta']))
+    rewrite(saved, kf_offsets=offsets[:-1])
+    with pytest.raises(MapFormatError, match='corrupt: inconsistent contents .*offsets'):
+        load_map(saved)
+    del meta['camera']
+    rewrite(saved, kf_offsets=offsets, meta=np.array(json.dumps(meta)))
+    with pytest.raises(MapFormatError, match='corrupt'):
+        load_map(saved)
+
+
+def test_other_format_version(saved):
+    rewrite(saved, version=np.array(map_io.VERSION + 1))
+    with pytest.raises(MapFormatError, match=f'format version {map_io.VERSION + 1}; this rapnet-loc reads version '
+                                             f'{map_io.VERSION}'):
+        load_map(saved)
+    rewrite(saved, version=np.array(map_io.VERSION), pt_normals=None)
+    with pytest.raises(MapFormatError, match='corrupt or from another rapnet-loc version: it lacks pt_normals'):
+        load_map(saved)
+    rewrite(saved, version=None)
+    with pytest.raises(MapFormatError, match='truncated or corrupt'):
+        load_map(saved)
+
+
+def test_other_feature_extractor(saved):
+    with pytest.raises(MapFormatError, match="built with feature extractor 'orb', not 'superpoint' as requested"):
+        load_map(saved, features='superpoint')
+
+
+def test_failed_save_leaves_previous_file(slam, saved, monkeypatch):
+    before = saved.read_bytes()
+
+    def fail_midway(fh, **arrays):
+        fh.write(b'PK\x03\x04 half a map')
+        raise OSError('No space left on device')
+
+    monkeypatch.setattr(map_io.np, 'savez_compressed', fail_midway)
+    with pytest.raises(OSError, match='No space left'):
+        save_map(saved, slam.map, slam.camera, slam.config)
+    assert saved.read_bytes() == before
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+    monkeypatch.undo()
+    assert_same_map(slam.map, load_map(saved).map)
+
+
+def test_empty_map_is_not_saved(slam, tmp_path):
+    with pytest.raises(MapFormatError, match='no keyframe'):
+        save_map(tmp_path / 'empty.map', Map(1.2, 8), slam.camera, slam.config)
+    assert not (tmp_path / 'empty.map').exists()
+
+
+def test_localization_mode_relocalizes_and_leaves_the_map_alone(sequence, slam, saved):
+    camera, frames = sequence
+    loaded = load_map(saved)
+    n_points = len(loaded.map.points)
+    system = System(camera, loaded.settings(), slam_map=loaded.map)
+    results = [system.process(frame) for frame in frames[FRAMES // 2::2]]
+    assert results[0].state == 'relocalized'
+    assert all(r.state == 'ok' for r in results[1:]) and not any(r.keyframe for r in results)
+    assert len(loaded.map.keyframes) == len(slam.map.keyframes) and len(loaded.map.points) == n_points
+    assert system.localize(frames[FRAMES // 3]).state == 'relocalized'
+    with pytest.raises(ValueError, match='needs a map'):
+        System(camera).localize(frames[0])
