@@ -14,7 +14,8 @@ IMPORTS = {
     'cv2': ('python3-opencv', 'opencv-python-headless'), 'yaml': ('python3-yaml', 'pyyaml'),
     'matplotlib': ('python3-matplotlib', 'matplotlib'), 'tqdm': ('python3-tqdm', 'tqdm'),
     'skimage': ('python3-skimage', 'scikit-image'), 'rosbags': ('python3-rosbags-pip', 'rosbags'),
-    'evo': ('python3-evo-pip', 'evo'),
+    'evo': ('python3-evo-pip', 'evo'), 'torch': ('python3-torch', 'torch'),
+    'onnx': ('python3-onnx-pip', 'onnx'), 'onnxruntime': ('python3-onnxruntime-pip', 'onnxruntime'),
 }
 
 

@@ -153,5 +153,7 @@ def create_extractor(name: str, conf: dict | None = None) -> FeatureExtractor:
             if exc.name != f'{__package__}.{name}':
                 raise
     if name not in _REGISTRY:
+        _import_extractor_modules()      # a module may register names other than its own (rapnet -> rapnet_p)
+    if name not in _REGISTRY:
         raise ConfigError(f"unknown feature extractor {name!r}; available: {', '.join(available_extractors())}")
     return _REGISTRY[name](conf)

@@ -1,0 +1,58 @@
+"""``rapnet-loc train-rapnet``: train RaP-Net on a posed RGB-D frame folder (7-Scenes layout), one stage a run.
+
+Stage ``base`` (D2-Net loss) writes ``OUT/rapnet_wNNN_base.pt``; stage ``region`` (ratio loss, base net frozen,
+``--init`` the base file) writes ``OUT/rapnet_wNNN.pt``. Copy the latter to ``models/`` to make it the default
+weights of the ``rapnet`` extractor. ``OUT/train_state.pt`` is written every ``--checkpoint-every`` steps;
+``--resume`` continues from it. ``OUT/losses.csv`` lists the loss of each step.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+
+import numpy as np
+
+from rapnet_loc.rapnet.train import STAGES, TrainConfig, train
+
+LOG = logging.getLogger(__name__)
+_TYPES = {'init': str, 'lr': float}
+_HELP = {
+    'stage': 'training stage', 'init': 'weights to start from (required for --stage region)',
+    'width': 'network width multiplier', 'max_edge': 'longer edge of the training images (pixels)',
+    'first': 'first frame number', 'last': 'last frame number', 'stride': 'use every N-th frame',
+    'steps': 'total optimisation steps', 'lr': 'Adam learning rate; None: 1e-4 (base) or 1e-3 (region)',
+    'seed': 'random seed',
+    'checkpoint_every': 'write the training state every N steps',
+    'max_gap': 'base: largest distance between the two frames of a pair, in used frames',
+    'correspondences': 'base: correspondences per pair', 'margin': 'base: triplet margin',
+    'safe_radius': 'base: negatives are farther than this from the true match (pixels)',
+    'tuples': 'region: tuples per step', 'negatives': 'region: negatives per tuple',
+    'loc_distance': 'region: location threshold in metres', 'loc_angle': 'region: location threshold in degrees',
+}
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser('train-rapnet', help='train RaP-Net (base net or region head) on posed RGB-D frames',
+                                   description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('data', help='7-Scenes-style frame folder (colour, depth, poses)')
+    parser.add_argument('--out', required=True, help='output folder')
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in ('data', 'out'):
+            continue
+        parser.add_argument(f'--{field.name.replace("_", "-")}', default=field.default, help=_HELP[field.name],
+                            type=_TYPES.get(field.name, type(field.default)),
+                            choices=STAGES if field.name == 'stage' else None)
+    parser.add_argument('--resume', action='store_true', help='continue from OUT/train_state.pt when present')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    losses = np.asarray(result.losses)
+    k = max(1, len(losses) // 5)
+    LOG.info('loss: first %d steps %.4f, last %d steps %.4f', k, losses[:k].mean(), k, losses[-k:].mean())
+    print(result.weights)
+    return 0

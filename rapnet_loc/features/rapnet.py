@@ -1,0 +1,98 @@
+"""RaP-Net keypoints (``rapnet``: point weight P re-weighted by region weight R) and ``rapnet_p`` (P only).
+
+Single scale: the image is shrunk so that its longer edge is at most ``max_edge``, run through the dense network
+(``rapnet_loc.rapnet``: PyTorch or ONNX Runtime), then detected, suppressed and ranked by ``rapnet_loc.rapnet.detect``.
+Keypoints are returned in the original image's pixels; descriptors are L2-normalised float32 columns of F
+(512-D at full width, ``512 * width`` otherwise), compared by Euclidean distance.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rapnet_loc.errors import ConfigError
+from rapnet_loc.features.base import FeatureExtractor, Features, register
+from rapnet_loc.rapnet.detect import EDGE_RATIO, NMS_RADIUS, detect
+from rapnet_loc.rapnet.model import descriptor_size
+from rapnet_loc.rapnet.preprocess import has_texture, normalize, resize_max_edge, to_rgb
+from rapnet_loc.rapnet.runtime import OnnxRunner, TorchRunner
+from rapnet_loc.rapnet.weights import (DEFAULT_WIDTH, PREPROCESSING, default_weights, load_model, random_model,
+                                      require_width)
+
+BACKENDS = ('torch', 'onnx')
+
+
+@register('rapnet')
+class RaPNet(FeatureExtractor):
+    """RaP-Net keypoints: score = P / sum(P) * exp(R - mean(R)) over the NMS survivors, best ``max_keypoints``.
+
+    Options:
+        backend: ``'torch'`` or ``'onnx'`` (a file from ``rapnet-loc export-onnx``).
+        weights: weights file (``.pt``/``.pth`` for torch, ``.onnx`` for onnx); None: ``models/rapnet_wNNN.pt``
+            (or ``.onnx``) of ``width``, and a clear error when it is absent.
+        width: width multiplier of the network; must match the weights (the authors' files are 1.0).
+        max_edge: longer image edge at the network input (the image is shrunk, never enlarged).
+        max_keypoints: keypoints kept (the authors keep 520).
+        nms_radius, edge_ratio: NMS box half-size in pixels; D2-Net edge-test ratio.
+        device: ``'auto'`` (CUDA when present), ``'cpu'``, ``'cuda'``...
+        precision: torch backend: ``'fp32'``, ``'fp16'`` (CUDA) or ``'bf16'``.
+        channels_last: torch backend: channels-last memory format.
+        preprocessing: None (the weights' own: "torch" for RaP-Net, "caffe" for D2-Net) or an override.
+        random_init: torch backend without weights: random weights drawn from ``seed`` (tests and benchmarks
+            only; the keypoints mean nothing).
+    """
+
+    default_conf = {'backend': 'torch', 'weights': None, 'width': DEFAULT_WIDTH, 'max_edge': 640,
+                    'max_keypoints': 520, 'nms_radius': NMS_RADIUS, 'edge_ratio': EDGE_RATIO, 'device': 'auto',
+                    'precision': 'fp32', 'channels_last': True, 'preprocessing': None, 'random_init': False,
+                    'seed': 0}
+    use_region = True
+
+    def __init__(self, conf: dict | None = None):
+        super().__init__(conf)
+        c = self.conf
+        if c['backend'] not in BACKENDS:
+            raise ConfigError(f'unknown RaP-Net backend {c["backend"]!r}; expected one of {", ".join(BACKENDS)}')
+        if int(c['max_edge']) < 1 or int(c['max_keypoints']) < 0:
+            raise ConfigError(f'RaP-Net max_edge must be >= 1 and max_keypoints >= 0, got {c["max_edge"]} and '
+                              f'{c["max_keypoints"]}')
+        if c['preprocessing'] not in (None, *PREPROCESSING):
+            raise ConfigError(f'unknown preprocessing {c["preprocessing"]!r}; expected {" or ".join(PREPROCESSING)}')
+        if c['backend'] == 'onnx':
+            self.runner = OnnxRunner(c['weights'] or default_weights(c['width'], '.onnx'), c['device'])
+            require_width(self.runner.info.path, self.runner.info.width, c['width'])
+        else:
+            if c['random_init'] and c['weights'] is None:
+                model, info = random_model(c['width'], c['seed'])
+            else:
+                model, info = load_model(c['weights'] or default_weights(c['width']), c['width'], self.use_region)
+            self.runner = TorchRunner(model, info, c['device'], c['precision'], c['channels_last'])
+        if self.use_region and not self.runner.info.region:
+            raise ConfigError(f'{self.runner.info.path} has no region head; the rapnet extractor needs one '
+                              f'(rapnet_p works without)')
+        self.preprocessing = c['preprocessing'] or self.runner.info.preprocessing
+
+    def _empty(self) -> Features:
+        return Features.empty(descriptor_size(self.runner.info.width), 'l2')
+
+    def extract(self, image: np.ndarray) -> Features:
+        rgb = to_rgb(image)
+        small = resize_max_edge(rgb, int(self.conf['max_edge']))
+        if not has_texture(small) or self.conf['max_keypoints'] == 0:
+            return self._empty()
+        features, region = self.runner(normalize(small, self.preprocessing), self.use_region)
+        if not (torch.isfinite(features).all() and (region is None or torch.isfinite(region).all())):
+            raise ConfigError(f'RaP-Net produced NaN or infinite outputs with weights {self.runner.info.path}: '
+                              f'the weights are corrupt')
+        found = detect(features, region, int(self.conf['max_keypoints']), int(self.conf['nms_radius']),
+                       float(self.conf['edge_ratio']))
+        scale = np.array([rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0]])
+        xy = (found.ij[:, ::-1] + 0.5) * scale - 0.5
+        return Features(xy, found.scores, found.descriptors, 'l2')
+
+
+@register('rapnet_p')
+class RaPNetP(RaPNet):
+    """RaP-Net's P-only ablation: keypoints ranked by the point weight P alone (no region head needed)."""
+
+    use_region = False

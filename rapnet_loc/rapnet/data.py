@@ -1,0 +1,138 @@
+"""Training data from posed RGB-D frames in the 7-Scenes layout: small images, registered depth, pixel
+correspondences between two frames, and place labels ("locations") along the sequence.
+
+Pixel positions are (i, j) = (row, column) of the training image; ``K`` are the colour intrinsics at its size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rapnet_loc.errors import DatasetError
+from rapnet_loc.io.sevenscenes import SevenScenesFolder
+from rapnet_loc.rapnet.preprocess import normalize, resize_max_edge
+
+DEPTH_INTRINSICS = 'camera-intrinsics.txt'
+
+
+@dataclass
+class TrainFrame:
+    """One training frame: ``image`` (1, 3, H, W) float32 ("torch" preprocessing), ``depth`` (H, W) float32
+    metres at the colour pixels (0 invalid), ``K`` (3, 3) and camera-to-world ``T_wc`` (4, 4)."""
+
+    index: int
+    image: np.ndarray
+    depth: np.ndarray
+    K: np.ndarray
+    T_wc: np.ndarray
+
+
+def register_depth(depth: np.ndarray, K_depth: np.ndarray, K_color: np.ndarray, shape: tuple[int, int],
+                   scale: float) -> np.ndarray:
+    """Depth at the pixel centres of a colour image shrunk by ``scale`` to ``shape`` (H, W).
+
+    The depth camera is taken to share the colour camera's optical centre and axes (7-Scenes' unregistered
+    Kinect images): colour pixel -> ray -> nearest depth pixel.
+    """
+    h, w = shape
+    u = ((np.arange(w) + 0.5) * scale - 0.5 - K_color[0, 2]) / K_color[0, 0]
+    v = ((np.arange(h) + 0.5) * scale - 0.5 - K_color[1, 2]) / K_color[1, 1]
+    col = np.rint(K_depth[0, 0] * u + K_depth[0, 2]).astype(np.int64)
+    row = np.rint(K_depth[1, 1] * v + K_depth[1, 2]).astype(np.int64)
+    ok_c, ok_r = (col >= 0) & (col < depth.shape[1]), (row >= 0) & (row < depth.shape[0])
+    out = depth[np.clip(row, 0, depth.shape[0] - 1)[:, None], np.clip(col, 0, depth.shape[1] - 1)[None, :]]
+    return np.where(ok_r[:, None] & ok_c[None, :], out, 0.0).astype(np.float32)
+
+
+def load_frames(path: str | Path, first: int, last: int, stride: int, max_edge: int) -> list[TrainFrame]:
+    """Every ``stride``-th frame of 7-Scenes frames ``first``..``last``, shrunk to ``max_edge``."""
+    folder = SevenScenesFolder(path, first, last)
+    K_depth = np.loadtxt(folder.path / DEPTH_INTRINSICS) if (folder.path / DEPTH_INTRINSICS).is_file() else folder.K
+    _, poses = folder.poses()
+    frames = []
+    for n, frame in enumerate(folder):
+        if n % stride:
+            continue
+        small = resize_max_edge(frame.color, max_edge)
+        scale = frame.color.shape[1] / small.shape[1]
+        K = np.diag([1 / scale, 1 / scale, 1.0]) @ folder.K
+        K[:2, 2] += 0.5 / scale - 0.5
+        frames.append(TrainFrame(frame.index, normalize(small, 'torch'),
+                                 register_depth(frame.depth, K_depth, folder.K, small.shape[:2], scale), K, poses[n]))
+    if len(frames) < 2:
+        raise DatasetError(f'need at least 2 training frames from {path} (frames {first}..{last}, stride {stride})')
+    return frames
+
+
+def correspondences(a: TrainFrame, b: TrainFrame, n: int, rng: np.random.Generator,
+                    depth_tolerance: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` pixels of ``a`` with depth, and where they fall in ``b``.
+
+    A pixel counts when its 3-D point projects inside ``b`` in front of the camera, and ``b``'s depth there
+    agrees with the point's within ``depth_tolerance`` (relative; rejects occlusions).
+
+    Returns:
+        (M, 2) int64 positions in ``a`` and (M, 2) float64 positions in ``b``, M <= n.
+    """
+    h, w = a.depth.shape
+    valid = np.flatnonzero(a.depth.ravel() > 0)
+    pick = rng.choice(valid, min(len(valid), 4 * n), replace=False) if len(valid) else valid
+    i, j = np.divmod(pick, w)
+    z = a.depth[i, j].astype(np.float64)
+    pts = np.stack([(j - a.K[0, 2]) / a.K[0, 0] * z, (i - a.K[1, 2]) / a.K[1, 1] * z, z, np.ones_like(z)])
+    pb = (np.linalg.inv(b.T_wc) @ a.T_wc @ pts)[:3]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        jb = b.K[0, 0] * pb[0] / pb[2] + b.K[0, 2]
+        ib = b.K[1, 1] * pb[1] / pb[2] + b.K[1, 2]
+    ok = (pb[2] > 0) & (ib >= 0) & (ib <= h - 1) & (jb >= 0) & (jb <= w - 1)
+    zb = np.zeros_like(z)
+    zb[ok] = b.depth[np.rint(ib[ok]).astype(np.int64), np.rint(jb[ok]).astype(np.int64)]
+    ok &= (zb > 0) & (np.abs(zb - pb[2]) < depth_tolerance * pb[2])
+    keep = np.flatnonzero(ok)[:n]
+    return np.stack([i[keep], j[keep]], 1), np.stack([ib[keep], jb[keep]], 1)
+
+
+def location_labels(T_wc: np.ndarray, max_distance: float, max_angle_deg: float) -> np.ndarray:
+    """Place label of each pose of a sequence, walked in order.
+
+    A frame joins the nearest existing location whose first frame is within ``max_distance`` metres and
+    ``max_angle_deg`` degrees of rotation of it; otherwise it starts a new location.
+
+    Args:
+        T_wc: (N, 4, 4) camera-to-world poses.
+    Returns:
+        (N,) int64 labels 0, 1, ... in order of appearance.
+    """
+    refs: list[np.ndarray] = []
+    labels = np.empty(len(T_wc), np.int64)
+    cos_max = np.cos(np.radians(max_angle_deg))
+    for n, T in enumerate(T_wc):
+        best, best_d = -1, np.inf
+        for k, ref in enumerate(refs):
+            d = np.linalg.norm(T[:3, 3] - ref[:3, 3])
+            cos = (np.trace(ref[:3, :3].T @ T[:3, :3]) - 1) / 2
+            if d < max_distance and cos > cos_max and d < best_d:
+                best, best_d = k, d
+        if best < 0:
+            best = len(refs)
+            refs.append(T)
+        labels[n] = best
+    return labels
+
+
+def sample_tuple(labels: np.ndarray, rng: np.random.Generator, negatives: int = 4) -> np.ndarray:
+    """Indices (anchor, positive, negative_1..negative_n): anchor and positive share a location, negatives not.
+
+    Raises:
+        DatasetError: no location with two frames, or fewer than ``negatives`` frames elsewhere.
+    """
+    locations, counts = np.unique(labels, return_counts=True)
+    usable = [loc for loc, c in zip(locations, counts) if c >= 2 and np.sum(labels != loc) >= negatives]
+    if not usable:
+        raise DatasetError(f'cannot form (anchor, positive, {negatives} negatives) tuples from {len(labels)} frames '
+                           f'in {len(locations)} locations: use more frames or tighter location thresholds')
+    loc = usable[rng.integers(len(usable))]
+    same, other = np.flatnonzero(labels == loc), np.flatnonzero(labels != loc)
+    return np.concatenate([rng.choice(same, 2, replace=False), rng.choice(other, negatives, replace=False)])

@@ -1,0 +1,87 @@
+"""Training losses: D2-Net's detection-weighted triplet margin loss (base net) and RaP-Net's ratio loss on
+region-weighted global descriptors (region head)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SOFT_LOCAL_MAX_SIZE = 3
+
+
+def soft_detection(features: torch.Tensor) -> torch.Tensor:
+    """D2-Net's ``SoftDetectionModule``: per-pixel detection scores summing to 1 over each image.
+
+    score(i, j) = max_c [exp(F_c / max F) / sum_3x3 exp(F_c / max F)] * [F_c / max_c' F_c'], normalised.
+    Input (B, C, H, W) features; output (B, H, W).
+    """
+    b = features.shape[0]
+    features = F.relu(features)
+    exp = torch.exp(features / features.reshape(b, -1).max(dim=1)[0].clamp_min(1e-12).view(b, 1, 1, 1))
+    pad = SOFT_LOCAL_MAX_SIZE // 2
+    sum_exp = SOFT_LOCAL_MAX_SIZE ** 2 * F.avg_pool2d(F.pad(exp, [pad] * 4, value=1.0), SOFT_LOCAL_MAX_SIZE, 1)
+    depth_wise = features / features.max(dim=1, keepdim=True)[0].clamp_min(1e-12)
+    score = (exp / sum_exp * depth_wise).max(dim=1)[0]
+    return score / score.reshape(b, -1).sum(dim=1).view(b, 1, 1)
+
+
+def sample(maps: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of (C, H, W) ``maps`` at (N, 2) float positions (i, j) in pixels: (N, C)."""
+    h, w = maps.shape[-2:]
+    grid = torch.stack([ij[:, 1] / max(w - 1, 1), ij[:, 0] / max(h - 1, 1)], dim=-1) * 2 - 1
+    return F.grid_sample(maps[None], grid.view(1, 1, -1, 2).to(maps.dtype), align_corners=True)[0, :, 0].T
+
+
+def d2_triplet_loss(f1: torch.Tensor, f2: torch.Tensor, pos1: torch.Tensor, pos2: torch.Tensor,
+                    margin: float = 1.0, safe_radius: int = 4) -> torch.Tensor:
+    """D2-Net's loss for one image pair.
+
+    For each correspondence, the positive distance is between the descriptors at ``pos1`` and ``pos2``; the
+    negative is the hardest (nearest) descriptor of either image farther than ``safe_radius`` pixels (Chebyshev)
+    from the true match. Distances are squared L2 of normalised descriptors (2 - 2 cos). The hinge
+    relu(margin + positive - negative) is averaged with weights s1 * s2 (``soft_detection`` at the two ends).
+
+    Args:
+        f1, f2: (C, H, W) dense features; pos1: (N, 2) int64 positions in image 1; pos2: (N, 2) float in image 2.
+    """
+    c, h, w = f1.shape
+    p2 = pos2.round().long()
+    s1 = soft_detection(f1[None])[0][pos1[:, 0], pos1[:, 1]]
+    s2 = soft_detection(f2[None])[0][p2[:, 0], p2[:, 1]]
+    all1, all2 = F.normalize(f1.reshape(c, -1), dim=0), F.normalize(f2.reshape(c, -1), dim=0)
+    d1 = all1[:, pos1[:, 0] * w + pos1[:, 1]].T
+    d2 = F.normalize(sample(f2, pos2), dim=1)
+    positive = 2 - 2 * (d1 * d2).sum(dim=1)
+    grid = torch.stack(torch.meshgrid(torch.arange(h, device=f1.device), torch.arange(w, device=f1.device),
+                                      indexing='ij'), -1).reshape(-1, 2)
+
+    def hardest(desc: torch.Tensor, others: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+        near = torch.maximum((center[:, None, 0] - grid[None, :, 0]).abs(),
+                             (center[:, None, 1] - grid[None, :, 1]).abs()) <= safe_radius
+        return (2 - 2 * desc @ others + 10.0 * near).min(dim=1)[0]
+
+    negative = torch.minimum(hardest(d1, all2, p2), hardest(d2, all1, pos1))
+    weight = s1 * s2
+    return (weight * F.relu(margin + positive - negative)).sum() / weight.sum()
+
+
+def global_descriptor(features: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Region-weighted global descriptor g = sum_pixels R * F, L2-normalised: (B, C, H, W), (B, H, W) -> (B, C)."""
+    return F.normalize((features * region[:, None]).sum(dim=(2, 3)), dim=1)
+
+
+def ratio_loss(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """RaP-Net's ratio loss with in-triplet hard negative mining, averaged over T tuples.
+
+    d_an and d_pn are the mean distances of anchor and positive to the negatives; anchor and positive swap when
+    d_an > d_pn, so d_an = min(d_an, d_pn). With e_ap = exp(d_ap), e_an = exp(d_an):
+    L = (e_ap / (e_ap + e_an))^2 + (1 - e_an / (e_ap + e_an))^2.
+
+    Args:
+        anchor, positive: (T, D) descriptors; negatives: (T, N, D).
+    """
+    d_ap = (anchor - positive).norm(dim=1)
+    d_an = (anchor[:, None] - negatives).norm(dim=2).mean(dim=1)
+    d_pn = (positive[:, None] - negatives).norm(dim=2).mean(dim=1)
+    d_an = torch.minimum(d_an, d_pn)
+    e_ap, e_an = d_ap.exp(), d_an.exp()
+    return ((e_ap / (e_ap + e_an)) ** 2 + (1 - e_an / (e_ap + e_an)) ** 2).mean()

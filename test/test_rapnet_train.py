@@ -1,0 +1,96 @@
+"""RaP-Net training (rapnet_loc.rapnet.data, losses, train): labels, correspondences, losses, resumable runs."""
+import numpy as np
+import pytest
+import torch
+
+from rapnet_loc.errors import ConfigError, DatasetError
+from rapnet_loc.rapnet.data import correspondences, load_frames, location_labels, sample_tuple
+from rapnet_loc.rapnet.losses import d2_triplet_loss, global_descriptor, ratio_loss, soft_detection
+from rapnet_loc.rapnet.train import TrainConfig, train
+from rapnet_loc.rapnet.weights import load_model
+
+
+def pose(x: float, yaw_deg: float = 0.0) -> np.ndarray:
+    c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
+    T = np.eye(4)
+    T[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
+    T[0, 3] = x
+    return T
+
+
+@pytest.fixture(scope='module')
+def scene(shared_data):
+    return shared_data / '7scenes-redkitchen-seq01-dev'
+
+
+def test_location_labels_follow_distance_and_orientation():
+    poses = np.array([pose(0.0), pose(0.1), pose(0.2), pose(0.3), pose(0.4), pose(0.05, 40), pose(0.1, 45), pose(0.0)])
+    # 0.3 m from the first location's first frame is too far; 40 degrees of yaw too much; back at the start: 0 again
+    assert location_labels(poses, max_distance=0.25, max_angle_deg=20).tolist() == [0, 0, 0, 1, 1, 2, 2, 0]
+
+
+def test_sample_tuple_draws_anchor_positive_and_negatives():
+    labels = np.array([0, 0, 0, 1, 1, 2, 3, 3])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        t = sample_tuple(labels, rng, negatives=4)
+        assert labels[t[0]] == labels[t[1]] and t[0] != t[1]
+        assert np.all(labels[t[2:]] != labels[t[0]]) and len(set(t.tolist())) == 6
+    with pytest.raises(DatasetError, match='tuples'):
+        sample_tuple(np.arange(6), rng)
+
+
+def test_correspondences_of_a_frame_with_itself_are_the_identity(scene):
+    frame = load_frames(scene, 0, 10, 10, 80)[0:1] * 2
+    pos1, pos2 = correspondences(frame[0], frame[1], 100, np.random.default_rng(0))
+    assert len(pos1) == 100 and np.allclose(pos1, pos2, atol=1e-6)
+
+
+def test_ratio_loss_swaps_anchor_and_positive_to_the_harder_side():
+    a, p = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    negatives = torch.tensor([[[0.8, 0.6], [0.6, 0.8], [1.0, 0.2], [0.9, 0.1]]])
+    loss = ratio_loss(a, p, negatives)
+    assert torch.isclose(loss, ratio_loss(p, a, negatives))
+    d_ap = torch.tensor(2.0).sqrt()
+    d_an = torch.minimum((a[:, None] - negatives).norm(dim=2).mean(), (p[:, None] - negatives).norm(dim=2).mean())
+    expected = 2 * (d_ap.exp() / (d_ap.exp() + d_an.exp())) ** 2
+    assert torch.isclose(loss, expected)
+
+
+def test_global_descriptor_and_soft_detection_are_normalised():
+    features, region = torch.rand(2, 16, 12, 10), torch.rand(2, 12, 10)
+    assert torch.allclose(global_descriptor(features, region).norm(dim=1), torch.ones(2))
+    assert torch.allclose(soft_detection(features).sum(dim=(1, 2)), torch.ones(2))
+
+
+def test_d2_loss_vanishes_for_distinct_matched_descriptors():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(256, 12, 16, generator=g).abs()
+    f = f / f.norm(dim=0, keepdim=True)
+    pos = torch.stack(torch.meshgrid(torch.arange(2, 10), torch.arange(2, 14), indexing='ij'), -1).reshape(-1, 2)
+    assert d2_triplet_loss(f, f, pos, pos.double(), margin=0.1).item() < 1e-6
+    shuffled = f.reshape(256, -1)[:, torch.randperm(192, generator=g)].reshape(256, 12, 16)
+    assert d2_triplet_loss(f, shuffled, pos, pos.double(), margin=0.1).item() > 0.05
+
+
+def test_training_resumes_to_the_same_result(scene, tmp_path):
+    common = dict(data=str(scene), width=0.125, max_edge=48, first=0, last=40, stride=10, checkpoint_every=2,
+                  correspondences=64)
+    straight = train(TrainConfig(out=str(tmp_path / 'a'), steps=4, **common), progress=False)
+    train(TrainConfig(out=str(tmp_path / 'b'), steps=2, **common), progress=False)
+    resumed = train(TrainConfig(out=str(tmp_path / 'b'), steps=4, **common), resume=True, progress=False)
+    assert resumed.losses == straight.losses and len(straight.losses) == 4
+    assert straight.weights.name == 'rapnet_w012_base.pt'
+    a, b = load_model(straight.weights)[0], load_model(resumed.weights)[0]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert (tmp_path / 'a' / 'losses.csv').read_text().count('\n') == 5
+    with pytest.raises(ConfigError, match='cannot resume.*max_edge'):
+        train(TrainConfig(out=str(tmp_path / 'b'), steps=6, **{**common, 'max_edge': 64}), resume=True,
+              progress=False)
+
+    region = train(TrainConfig(out=str(tmp_path / 'r'), stage='region', init=str(straight.weights), steps=2,
+                               loc_distance=0.1, loc_angle=10.0, **{**common, 'last': 80}), progress=False)
+    model, info = load_model(region.weights, width=0.125, need_region=True)
+    assert region.weights.name == 'rapnet_w012.pt' and info.region and len(region.losses) == 2
+    with pytest.raises(ConfigError, match='--init'):
+        train(TrainConfig(out=str(tmp_path / 'x'), stage='region', **common), progress=False)
