@@ -1,13 +1,21 @@
-"""``rapnet-loc demo``: generate a synthetic OpenLORIS-style scene, replay it and print the official metrics.
+"""``rapnet-loc demo``: generate a synthetic OpenLORIS-style scene, run the RGB-D front end over it and print the
+official metrics.
 
-Until the visual front end lands, the replayed trajectory is the bags' wheel odometry (``/odom``), the baseline
-that OpenLORIS-Scene also reports; each sequence is scored on its own, as the dataset's per-sequence results are.
+Each sequence bag is replayed through the front end (``rapnet-loc replay`` with the default features, every frame
+processed) and scored on its own, as the dataset's per-sequence results are; the bags' wheel odometry (``/odom``),
+the baseline that OpenLORIS-Scene also reports, is scored next to it. Bags are written with lz4 chunks: bz2 (the
+OpenLORIS format's own) takes ten times longer to write and would dominate the run.
+
+Outputs in ``--out DIR``: ``data/`` (bags, ground truth, calibration), ``replay/<bag>/`` (replay outputs, among
+them the OpenLORIS result ``trajectory_openloris.txt``), ``results/`` (the odometry's OpenLORIS results) and
+``plots/`` (trajectory and error plots of both).
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from rapnet_loc.cli import replay
 from rapnet_loc.cli.evaluate import format_table
 from rapnet_loc.eval.openloris import evaluate_file
 from rapnet_loc.eval.plots import plot_openloris
@@ -15,10 +23,12 @@ from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.trajectory import OpenLORISResult, Trajectory, write_openloris
 from rapnet_loc.synth.generate import generate
 
+COMPRESSION = 'lz4'
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser('demo', help='synthetic scene -> replay -> official metrics and plots',
-                       description=__doc__)
+    p = sub.add_parser('demo', help='synthetic scene -> front end -> official metrics and plots',
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', type=Path, default=Path('demo_out'), help='output folder (default: demo_out)')
     p.add_argument('--scene', default='home', help='synthetic scene layout (default: home)')
     p.add_argument('--sequences', type=int, default=2)
@@ -37,17 +47,27 @@ def odometry_result(bag: Path, scene: str, seq: int) -> OpenLORISResult:
                            sequences={seq: Trajectory.from_matrices(stamps, poses)})
 
 
+def score(result_path: Path, data_dir: Path, plot_dir: Path, stem: str, title: str) -> None:
+    """Print the official metrics table of one result file and write its plots ``plot_dir/<stem>_*.png``."""
+    ev = evaluate_file(result_path, data_dir)
+    print(f'\n{title}:')
+    print(format_table(ev))
+    for png in plot_openloris(ev, plot_dir, stem):
+        print(f'plot: {png}')
+
+
 def run(args: argparse.Namespace) -> int:
-    data_dir = args.out / 'data'
+    data_dir, results_dir, plot_dir = args.out / 'data', args.out / 'results', args.out / 'plots'
     summary = generate(data_dir, scene=args.scene, sequences=args.sequences, frames=args.frames,
-                       width=args.width, height=args.height, seed=args.seed)
-    print(f'generated {len(summary.bags)} sequence(s) in {data_dir}')
+                       width=args.width, height=args.height, seed=args.seed, compression=COMPRESSION)
+    print(f'generated {len(summary.bags)} sequence(s) in {data_dir} ({summary.total_s:.0f} s)')
     for seq, bag in enumerate(summary.bags, 1):
-        result_path = args.out / 'results' / f'odom-{bag.stem}.txt'
-        write_openloris(result_path, odometry_result(bag, args.scene, seq))
-        ev = evaluate_file(result_path, data_dir)
-        print(f'\nwheel odometry, {bag.name}:')
-        print(format_table(ev))
-        for png in plot_openloris(ev, args.out / 'plots', result_path.stem):
-            print(f'plot: {png}')
+        replay_dir = args.out / 'replay' / bag.stem
+        print(f'\nreplaying {bag.name} through the front end')
+        replay.run(replay.parse_args([str(bag), '--out', str(replay_dir)]))
+        score(replay_dir / 'trajectory_openloris.txt', data_dir, plot_dir, f'rapnet-{bag.stem}',
+              f'RGB-D front end, {bag.name}')
+        odom = results_dir / f'odom-{bag.stem}.txt'
+        write_openloris(odom, odometry_result(bag, args.scene, seq))
+        score(odom, data_dir, plot_dir, odom.stem, f'wheel odometry, {bag.name}')
     return 0

@@ -12,7 +12,7 @@ import sys
 from rapnet_loc import __version__
 from rapnet_loc.errors import RapnetLocError
 
-SUBCOMMANDS = ('synth', 'replay', 'evaluate', 'demo')
+SUBCOMMANDS = ('synth', 'replay', 'build-map', 'localize', 'evaluate', 'demo', 'export-onnx', 'train-rapnet')
 
 
 def build_parser() -> argparse.ArgumentParser:
