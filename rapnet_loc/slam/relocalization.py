@@ -29,6 +29,19 @@ def recent_keyframes(slam_map: Map, frame: Frame, n: int) -> list[KeyFrame]:
     return [slam_map.keyframes[k] for k in sorted(slam_map.keyframes, reverse=True)[:n]]
 
 
+def keyframes_near(T_cw: np.ndarray, max_angle_deg: float = 60.0) -> CandidateFn:
+    """Candidates around a pose prior (4, 4) ``T_cw``: keyframes whose optical axis is within ``max_angle_deg`` of
+    the prior's, nearest camera centre first."""
+    center, axis = -T_cw[:3, :3].T @ T_cw[:3, 3], T_cw[2, :3]
+    min_cos = np.cos(np.radians(max_angle_deg))
+
+    def candidates(slam_map: Map, frame: Frame, n: int) -> list[KeyFrame]:
+        kfs = [kf for kf in slam_map.keyframes.values() if kf.T_cw[2, :3] @ axis >= min_cos]
+        return sorted(kfs, key=lambda kf: float(np.linalg.norm(kf.center - center)))[:n]
+
+    return candidates
+
+
 def _pnp_pose(points_w: np.ndarray, uv: np.ndarray, camera: Camera,
               sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """RANSAC PnP: (4, 4) T_cw and the (k,) inlier indices, or None."""

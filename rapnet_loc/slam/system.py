@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rapnet_loc.features.base import Features, create_extractor
+from rapnet_loc.geometry import invert
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import SlamConfig
@@ -74,6 +75,7 @@ class System:
             candidates = KeyFrameDatabase(slam_map) if self.localization_only else recent_keyframes
         self._candidates = candidates
         self._odometry = odometry
+        self._pose_prior: np.ndarray | None = None
 
     def _start(self, features: Features) -> None:
         """Create the map (unless localizing), tracking and local mapping on the first frame, once the feature
@@ -87,11 +89,32 @@ class System:
     def process(self, rgbd: RGBDFrame) -> TrackResult:
         """Track one frame (colour (H, W, 3) uint8 RGB, depth (H, W) float32 metres aligned to colour)."""
         start = time.perf_counter()
-        features = self.extractor.extract(rgbd.color)
+        return self._track(rgbd.stamp_ns, self.extractor.extract(rgbd.color), rgbd.depth, start)
+
+    def process_features(self, stamp_ns: int, features: Features, depth: np.ndarray) -> TrackResult:
+        """Track one frame whose features were extracted elsewhere (e.g. by another ROS node): ``features`` of
+        the colour image, ``depth`` (H, W) float32 metres aligned to it. The features must come from an extractor
+        with the same descriptor metric and pyramid as the map's."""
+        return self._track(stamp_ns, features, depth, time.perf_counter())
+
+    def set_pose_prior(self, T_wc: np.ndarray) -> None:
+        """Where the camera is, from outside (Nav2's ``/initialpose``, a place-recognition or landmark pose):
+        (4, 4) camera-to-world pose in the map's world frame. The next frame relocalizes against the keyframes
+        near it before anything else; before the map exists, the map starts at it."""
+        T_wc = np.asarray(T_wc, np.float64)
+        if T_wc.shape != (4, 4) or not np.isfinite(T_wc).all():
+            raise ValueError(f'a pose prior must be a finite (4, 4) matrix, got shape {T_wc.shape}')
+        self._pose_prior = invert(T_wc)
+
+    def _track(self, stamp_ns: int, features: Features, depth: np.ndarray, start: float) -> TrackResult:
+        """Track a frame of ``features`` and ``depth``; ``start`` is the ``perf_counter`` time its processing
+        began."""
         if self.tracking is None:
             self._start(features)
+        if self._pose_prior is not None:
+            self.tracking.pose_prior, self._pose_prior = self._pose_prior, None
         cfg = self.config.tracking
-        frame = Frame.create(self._n_frames, rgbd.stamp_ns, features, rgbd.depth, self.camera,
+        frame = Frame.create(self._n_frames, stamp_ns, features, depth, self.camera,
                              (cfg.depth_min, cfg.depth_max), self.depth_camera)
         self._n_frames += 1
         n_kfs = len(self.map.keyframes)

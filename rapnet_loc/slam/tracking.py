@@ -14,6 +14,11 @@ the point's) brings a point closer to being trusted, an inconsistent one is drop
 strike; points on probation with ``probation_strikes`` strikes are erased. Points on a walking person leave their
 map position within a few frames, so they are never trusted and cannot pull the pose however many there are.
 
+Pose prior: a pose given from outside (``pose_prior``: Nav2's initial pose, a place-recognition or landmark pose)
+makes the next frame relocalize against the keyframes near it (``relocalization.keyframes_near``) before anything
+else; when that fails, tracking goes on as if there were none. Given before the map exists, it is the pose of the
+first keyframe, so the map is built in the frame of the prior.
+
 Stamps: a stamp that is not after the previous frame's is logged and treated as a discontinuity (no motion
 predicted, velocity forgotten), as is a gap longer than ``max_motion_gap_s``.
 """
@@ -33,7 +38,7 @@ from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.slam.odometry import ConstantVelocity, OdometryPrior
 from rapnet_loc.slam.optimizer import chi2_thresholds, optimize_pose, project_residuals
-from rapnet_loc.slam.relocalization import CandidateFn, recent_keyframes, relocalize
+from rapnet_loc.slam.relocalization import CandidateFn, keyframes_near, recent_keyframes, relocalize
 
 LOG = logging.getLogger(__name__)
 
@@ -75,6 +80,7 @@ class Tracking:
         reference_kf: keyframe sharing most points with the last tracked frame.
         motion: the constant-velocity motion model.
         n_inliers: map-point inliers of the last frame (0 when lost; all its points for the first keyframe).
+        pose_prior: (4, 4) ``T_cw`` for the next frame from outside (see the module doc), or None; consumed by it.
     """
 
     def __init__(self, camera: Camera, slam_map: Map, local_mapping: LocalMapping, cfg: TrackingConfig,
@@ -94,25 +100,31 @@ class Tracking:
         self.last_kf_frame_id = -1
         self.last_reloc_frame_id = -(10**9)
         self.n_inliers = 0
+        self.pose_prior: np.ndarray | None = None
 
     def track(self, frame: Frame) -> Outcome:
         """Estimate ``frame.T_cw`` (left None when lost) and update the map; the outcome of the frame."""
         outcome = Outcome.OK
         self._check_stamp(frame)
+        prior, self.pose_prior = self.pose_prior, None
         if self.state == State.NOT_INITIALIZED:
-            ok = self._initialize(frame)
+            ok = self._initialize(frame, np.eye(4) if prior is None else prior)
         else:
-            if self.state == State.OK:
+            from_prior = prior is not None and relocalize(frame, self.map, self.camera, self.cfg,
+                                                          keyframes_near(prior))
+            if from_prior:
+                ok = True
+            elif self.state == State.OK:
                 ok = self._track_motion_model(frame) or self._track_reference_keyframe(frame)
             else:
                 ok = relocalize(frame, self.map, self.camera, self.cfg, self.candidates)
-                if ok:
-                    self.last_reloc_frame_id = frame.id
-                    self.motion.reset()
-                    outcome = Outcome.RELOCALIZED
+            if ok and (from_prior or self.state != State.OK):
+                self.last_reloc_frame_id = frame.id
+                self.motion.reset()
+                outcome = Outcome.RELOCALIZED
             ok = ok and self._track_local_map(frame)
             if ok:
-                if self.state == State.OK:
+                if self.state == State.OK and not from_prior:
                     last = self.last_frame
                     self.motion.update(last.T_cw, last.stamp_ns, frame.T_cw, frame.stamp_ns)
                 if not self.localization_only and self._need_keyframe(frame):
@@ -155,12 +167,12 @@ class Tracking:
                 return motion
         return self.motion.predict(last.stamp_ns, frame.stamp_ns)
 
-    def _initialize(self, frame: Frame) -> bool:
-        """First keyframe at the origin with a map point (on probation) for every keypoint with depth."""
+    def _initialize(self, frame: Frame, T_cw: np.ndarray) -> bool:
+        """First keyframe at pose ``T_cw`` (4, 4) with a map point (on probation) for every keypoint with depth."""
         valid = np.flatnonzero(frame.has_depth)
         if len(valid) < self.cfg.init_min_points:
             return False
-        frame.T_cw = np.eye(4)
+        frame.T_cw = T_cw.copy()
         kf = self.map.add_keyframe(frame)
         ids = self._create_points(kf, valid)
         frame.point_ids[valid] = ids

@@ -1,0 +1,106 @@
+"""Poses from outside (``System.set_pose_prior``: Nav2's initial pose, place-recognition and landmark poses) and
+features extracted elsewhere (``System.process_features``), on a short synthetic sequence."""
+import numpy as np
+import pytest
+
+from rapnet_loc.geometry import invert
+from rapnet_loc.io.openloris import OpenLORISBag
+from rapnet_loc.slam import SlamConfig, System
+from rapnet_loc.synth import Challenges, generate
+
+FRAMES = 40
+CONFIG = {'features': {'name': 'orb', 'conf': {'max_keypoints': 600}}, 'tracking': {'close_depth': 2.5}}
+
+
+def no_candidates(slam_map, frame, n):
+    """A place recogniser that never recognises anything."""
+    return []
+
+
+@pytest.fixture(scope='module')
+def sequence(tmp_path_factory):
+    """Camera info and the RGB-D frames of a short synthetic sequence (320x240, every challenge off)."""
+    out = tmp_path_factory.mktemp('synth')
+    summary = generate(out, scene='office', sequences=1, frames=FRAMES, width=320, height=240, seed=2,
+                       challenges=Challenges.none(), compression='none', progress=False)
+    with OpenLORISBag(summary.bags[0]) as bag:
+        return bag.camera_info(), list(bag.rgbd_frames())
+
+
+@pytest.fixture(scope='module')
+def mapped(sequence):
+    """A ``System`` that tracked the whole sequence, and the camera pose (4, 4) it found for every frame."""
+    camera, frames = sequence
+    system = System(camera, SlamConfig.from_dict(CONFIG))
+    poses = [system.process(frame).T_wc for frame in frames]
+    assert all(T is not None for T in poses)
+    return system, poses
+
+
+def localizer(sequence, mapped):
+    camera, _ = sequence
+    system, _ = mapped
+    return System(camera, system.config, candidates=no_candidates, slam_map=system.map)
+
+
+def offset(T_wc, dx, yaw_deg=0.0):
+    """``T_wc`` moved by ``dx`` metres along the camera's x axis and turned by ``yaw_deg`` about its y axis."""
+    c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
+    delta = np.eye(4)
+    delta[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
+    delta[0, 3] = dx
+    return T_wc @ delta
+
+
+def test_prior_relocalizes_where_place_recognition_finds_nothing(sequence, mapped):
+    _, frames = sequence
+    _, poses = mapped
+    system = localizer(sequence, mapped)
+    assert system.process(frames[25]).state == 'lost'
+    system.set_pose_prior(offset(poses[26], 0.2, yaw_deg=10))
+    result = system.process(frames[26])
+    assert result.state == 'relocalized'
+    assert np.linalg.norm(result.T_wc[:3, 3] - poses[26][:3, 3]) < 0.02
+    assert system.process(frames[27]).state == 'ok'
+
+
+def test_prior_looking_elsewhere_is_ignored(sequence, mapped):
+    _, frames = sequence
+    _, poses = mapped
+    system = localizer(sequence, mapped)
+    system.set_pose_prior(offset(poses[26], 0.0, yaw_deg=180))
+    assert system.process(frames[26]).state == 'lost'
+    assert system.process(frames[27]).state == 'lost', 'the prior is used by one frame only'
+
+
+def test_prior_before_the_first_frame_places_the_map(sequence, mapped):
+    camera, frames = sequence
+    _, poses = mapped
+    prior = offset(np.eye(4), 1.5, yaw_deg=30)
+    prior[:3, 3] += [0.0, -0.4, 2.0]
+    system = System(camera, SlamConfig.from_dict(CONFIG))
+    system.set_pose_prior(prior)
+    moved = [system.process(frame).T_wc for frame in frames[:20]]
+    assert np.allclose(moved[0], prior)
+    for T, T_ref in zip(moved, poses[:20]):
+        assert np.allclose(invert(prior) @ T, T_ref, atol=1e-3)
+
+
+def test_prior_must_be_a_finite_pose(sequence):
+    camera, _ = sequence
+    system = System(camera)
+    bad = np.eye(4)
+    bad[0, 3] = np.nan
+    for value in (bad, np.eye(3)):
+        with pytest.raises(ValueError, match='finite \\(4, 4\\)'):
+            system.set_pose_prior(value)
+
+
+def test_features_from_elsewhere_track_like_images(sequence, mapped):
+    camera, frames = sequence
+    _, poses = mapped
+    system = System(camera, SlamConfig.from_dict(CONFIG))
+    extractor = system.extractor
+    for frame, T_ref in zip(frames, poses):
+        result = system.process_features(frame.stamp_ns, extractor.extract(frame.color), frame.depth)
+        assert np.array_equal(result.T_wc, T_ref)
