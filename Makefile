@@ -10,9 +10,10 @@ DEMO_DIR ?= demo_out
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt setup.py package.xml
+$(STAMP): requirements.txt requirements-ros.txt scripts/build_tf2_msgs.sh setup.py package.xml
 	PYTHON=$(PYTHON) sh scripts/ensure_venv.sh $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-ros.txt
+	sh scripts/build_tf2_msgs.sh $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q --no-build-isolation --no-deps -e .
 	touch $@
 

@@ -15,6 +15,7 @@ setup(
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', glob('launch/*.launch.py')),
         ('share/' + PACKAGE + '/config', glob('config/*.yaml')),
+        ('share/' + PACKAGE + '/config/slam', glob('config/slam/*.yaml')),
         ('share/' + PACKAGE + '/rviz', glob('rviz/*.rviz')),
         ('share/' + PACKAGE + '/models', [p for p in glob('models/*') if not p.endswith('/')]),
     ],
@@ -29,6 +30,8 @@ setup(
     entry_points={
         'console_scripts': [
             'rapnet-loc = rapnet_loc.cli.main:main',
+            'feature_node = rapnet_loc.nodes.feature_node:main',
+            'frontend_node = rapnet_loc.nodes.frontend_node:main',
         ],
     },
 )

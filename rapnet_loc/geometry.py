@@ -7,8 +7,12 @@ Conventions (ROS):
 """
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+from rapnet_loc.errors import TopicError
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -82,3 +86,23 @@ def yaw_quat(yaw: np.ndarray) -> np.ndarray:
     q[..., 2] = np.sin(yaw / 2.0)
     q[..., 3] = np.cos(yaw / 2.0)
     return q
+
+
+def find_chain(transforms: dict[tuple[str, str], np.ndarray], parent: str, child: str) -> np.ndarray:
+    """(4, 4) pose of ``child`` in ``parent`` composed from static transforms ``{(parent, child): T}`` (a TF tree
+    such as ``/tf_static``'s), walking edges in either direction; TopicError when no chain connects them."""
+    edges: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for (a, b), T in transforms.items():
+        edges.setdefault(a, []).append((b, T))
+        edges.setdefault(b, []).append((a, invert(T)))
+    queue, seen = deque([(parent, np.eye(4))]), {parent}
+    while queue:
+        frame, T = queue.popleft()
+        if frame == child:
+            return T
+        for nxt, step in edges.get(frame, []):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append((nxt, T @ step))
+    raise TopicError(f'no chain of static transforms from {parent!r} to {child!r}; '
+                     f'frames known: {", ".join(sorted(edges)) or "none"}')

@@ -16,7 +16,17 @@ IMPORTS = {
     'skimage': ('python3-skimage', 'scikit-image'), 'rosbags': ('python3-rosbags-pip', 'rosbags'),
     'evo': ('python3-evo-pip', 'evo'), 'torch': ('python3-torch', 'torch'),
     'onnx': ('python3-onnx-pip', 'onnx'), 'onnxruntime': ('python3-onnxruntime-pip', 'onnxruntime'),
+    # ROS 2 (rapnet_loc/nodes): the test venv gets them from requirements-ros.txt; builtin_interfaces and
+    # rcl_interfaces come with rclpy, tf2_msgs from scripts/build_tf2_msgs.sh, and tf2_ros (optional) only with ROS.
+    'rclpy': ('rclpy', 'ros-rclpy'), 'sensor_msgs': ('sensor_msgs', 'ros-sensor-msgs'),
+    'geometry_msgs': ('geometry_msgs', 'ros-geometry-msgs'), 'nav_msgs': ('nav_msgs', 'ros-nav-msgs'),
+    'visualization_msgs': ('visualization_msgs', 'ros-visualization-msgs'), 'std_msgs': ('std_msgs', 'ros-std-msgs'),
+    'std_srvs': ('std_srvs', 'ros-std-srvs'), 'diagnostic_msgs': ('diagnostic_msgs', 'ros-diagnostic-msgs'),
+    'builtin_interfaces': ('builtin_interfaces', 'ros-rclpy'), 'rcl_interfaces': ('rcl_interfaces', 'ros-rclpy'),
+    'tf2_msgs': ('tf2_msgs', None), 'tf2_ros': ('tf2_ros', None),
 }
+# imported by the launch files: package.xml keys (ROS-only, not installable into the test venv)
+LAUNCH_IMPORTS = {'launch': 'launch', 'launch_ros': 'launch_ros'}
 
 
 def _third_party_imports(root: Path) -> dict[str, set[str]]:
@@ -42,20 +52,24 @@ def test_package_xml_is_format_3_ament_python_and_covers_the_imports(repo_root):
     assert pkg.package_format == 3 and pkg.name == 'rapnet_loc'
     assert [e.content for e in pkg.exports if e.tagname == 'build_type'] == ['ament_python']
     exec_deps = {d.name for d in pkg.exec_depends}
-    assert {'rclpy', 'sensor_msgs', 'geometry_msgs', 'nav_msgs', 'visualization_msgs', 'std_msgs', 'tf2_msgs',
-            'diagnostic_msgs', 'launch_ros'} <= exec_deps
+    assert {'rclpy', 'sensor_msgs', 'geometry_msgs', 'nav_msgs', 'visualization_msgs', 'std_msgs', 'std_srvs',
+            'tf2_msgs', 'tf2_ros', 'diagnostic_msgs', 'launch', 'launch_ros', 'rviz2'} <= exec_deps
     assert 'python3-pytest' in {d.name for d in pkg.test_depends}
-    requirements = (repo_root / 'requirements.txt').read_text()
+    requirements = '\n'.join((repo_root / name).read_text() for name in ('requirements.txt', 'requirements-ros.txt'))
     for module, files in _third_party_imports(repo_root / 'rapnet_loc').items():
         assert module in IMPORTS, f'{module} (imported by {sorted(files)}) needs a package.xml key and a requirement'
         key, pip_name = IMPORTS[module]
         assert key in exec_deps, f'package.xml lacks <exec_depend>{key}</exec_depend> for {module}'
-        assert f'\n{pip_name}' in '\n' + requirements, f'requirements.txt lacks {pip_name}'
+        assert pip_name is None or f'\n{pip_name}' in '\n' + requirements, f'requirements lack {pip_name}'
+    for module in _third_party_imports(repo_root / 'launch'):
+        assert LAUNCH_IMPORTS.get(module) in exec_deps, f'package.xml lacks an <exec_depend> for {module} (launch/)'
 
 
 def test_pip_install_exposes_the_cli(repo_root):
     scripts = {e.name: e.value for e in importlib.metadata.entry_points(group='console_scripts')}
     assert scripts['rapnet-loc'] == 'rapnet_loc.cli.main:main'
+    assert scripts['feature_node'] == 'rapnet_loc.nodes.feature_node:main'
+    assert scripts['frontend_node'] == 'rapnet_loc.nodes.frontend_node:main'
     proc = subprocess.run([str(Path(sys.executable).parent / 'rapnet-loc'), '--help'], capture_output=True, text=True)
     assert proc.returncode == 0 and 'evaluate' in proc.stdout and 'synth' in proc.stdout
 
@@ -75,4 +89,8 @@ def test_colcon_builds_an_ament_python_workspace(repo_root, tmp_path):
     share = tmp_path / 'install' / 'rapnet_loc' / 'share'
     assert (share / 'ament_index' / 'resource_index' / 'packages' / 'rapnet_loc').is_file()
     assert (share / 'rapnet_loc' / 'package.xml').is_file()
-    assert (tmp_path / 'install' / 'rapnet_loc' / 'lib' / 'rapnet_loc' / 'rapnet-loc').is_file()
+    for executable in ('rapnet-loc', 'feature_node', 'frontend_node'):
+        assert (tmp_path / 'install' / 'rapnet_loc' / 'lib' / 'rapnet_loc' / executable).is_file()
+    for name in ('launch/rapnet_loc.launch.py', 'config/openloris.yaml', 'config/slam/openloris.yaml',
+                 'rviz/rapnet_loc.rviz'):
+        assert (share / 'rapnet_loc' / name).is_file(), name

@@ -110,3 +110,18 @@ def test_bundle_adjustment_reduces_pose_and_point_errors(scene):
         assert pose_error(poses[k], views[view])[0] < 0.25 * pose_error(T_init[k], views[view])[0]
     assert np.median(np.linalg.norm(points - pts, axis=1)) < 0.5 * np.median(np.linalg.norm(pts_init - pts, axis=1))
     assert inliers.mean() > 0.95
+
+
+def test_bundle_adjustment_with_every_pose_fixed_refines_the_points(scene):
+    camera, points_w, views = scene
+    rng = np.random.default_rng(4)
+    obs = [observe(camera, points_w, T, rng, noise_px=0.2) for T in views[:2]]
+    seen = obs[0][2] & obs[1][2]
+    pts = points_w[seen][::4]
+    n = len(pts)
+    problem = BundleProblem(views[:2].copy(), 0, pts + rng.normal(0, 0.01, pts.shape), np.repeat([0, 1], n),
+                            np.tile(np.arange(n), 2), np.concatenate([o[0][seen][::4] for o in obs]),
+                            np.concatenate([o[1][seen][::4] for o in obs]), np.ones(2 * n))
+    poses, points, inliers = bundle_adjust(problem, camera, iterations=10)
+    assert np.array_equal(poses, views[:2])
+    assert np.median(np.linalg.norm(points - pts, axis=1)) < 0.004 and inliers.mean() > 0.95

@@ -10,7 +10,7 @@ from rosbags.rosbag1 import Writer
 
 from rapnet_loc.cli import replay
 from rapnet_loc.errors import BagError, ConfigError, TopicError
-from rapnet_loc.geometry import invert, pose_matrix, yaw_quat
+from rapnet_loc.geometry import find_chain, invert, pose_matrix, yaw_quat
 from rapnet_loc.io.openloris import OpenLORISTopics
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.io.trajectory import OpenLORISResult, Trajectory, read_openloris, read_tum, write_openloris
@@ -146,11 +146,11 @@ def test_parse_frames():
 def test_find_chain_composes_and_inverts():
     a_b = pose_matrix([1.0, 0.0, 0.0], yaw_quat(0.3))
     c_b = pose_matrix([0.0, 2.0, 0.0], yaw_quat(-0.2))
-    chain = replay.find_chain({('a', 'b'): a_b, ('c', 'b'): c_b}, 'a', 'c')
+    chain = find_chain({('a', 'b'): a_b, ('c', 'b'): c_b}, 'a', 'c')
     assert np.allclose(chain, a_b @ invert(c_b))
-    assert np.allclose(replay.find_chain({('a', 'b'): a_b}, 'a', 'a'), np.eye(4))
+    assert np.allclose(find_chain({('a', 'b'): a_b}, 'a', 'a'), np.eye(4))
     with pytest.raises(TopicError, match="from 'a' to 'z'"):
-        replay.find_chain({('a', 'b'): a_b}, 'a', 'z')
+        find_chain({('a', 'b'): a_b}, 'a', 'z')
 
 
 def test_interpolate_poses():

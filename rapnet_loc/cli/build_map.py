@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rapnet_loc.cli.replay import Source, load_config, parse_frames
+from rapnet_loc.cli.replay import Source, parse_frames
+from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.slam.map_builder import KeyframePolicy, MapBuilder
 from rapnet_loc.slam.map_io import save_map
@@ -61,7 +62,7 @@ def pose_lookup(stamps_ns: np.ndarray, poses: np.ndarray) -> Callable[[int], np.
 
 def run(args: argparse.Namespace) -> int:
     first, last = parse_frames(args.frames)
-    config = load_config(args)
+    config = SlamConfig.resolve(args.config, args.features)
     policy = KeyframePolicy(args.kf_every, args.kf_translation, args.kf_rotation)
     source = Source(args.source, first, last)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rapnet_loc.cli.replay import Source, load_config, parse_frames
+from rapnet_loc.cli.replay import Source, parse_frames
 from rapnet_loc.io.trajectory import Trajectory, write_tum
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.map_io import MapFile, load_map
@@ -44,7 +44,7 @@ def localize_frames(map_file: MapFile, source: Source, config: SlamConfig) -> li
 
 def run(args: argparse.Namespace) -> int:
     first, last = parse_frames(args.frames)
-    config = load_config(args)
+    config = SlamConfig.resolve(args.config, args.features)
     map_file = load_map(args.map, args.features or (config.features if args.config else None))
     config = map_file.settings(config if args.config else None)
     source = Source(args.source, first, last)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError, TopicError, TrajectoryFormatError
-from rapnet_loc.geometry import invert
+from rapnet_loc.geometry import find_chain, invert
 from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
@@ -101,25 +100,6 @@ def parse_frames(text: str | None) -> tuple[float | None, float | None]:
     if first is not None and last is not None and last < first:
         raise ConfigError(f'--frames range ends before it starts: {text!r}')
     return first, last
-
-
-def find_chain(transforms: dict[tuple[str, str], np.ndarray], parent: str, child: str) -> np.ndarray:
-    """(4, 4) pose of ``child`` in ``parent`` composed from static transforms ``{(parent, child): T}``."""
-    edges: dict[str, list[tuple[str, np.ndarray]]] = {}
-    for (a, b), T in transforms.items():
-        edges.setdefault(a, []).append((b, T))
-        edges.setdefault(b, []).append((a, invert(T)))
-    queue, seen = deque([(parent, np.eye(4))]), {parent}
-    while queue:
-        frame, T = queue.popleft()
-        if frame == child:
-            return T
-        for nxt, step in edges.get(frame, []):
-            if nxt not in seen:
-                seen.add(nxt)
-                queue.append((nxt, T @ step))
-    raise TopicError(f'no chain of static transforms from {parent!r} to {child!r}; '
-                     f'frames known: {", ".join(sorted(edges)) or "none"}')
 
 
 def _openloris_gt(path: Path, camera_frame: str,
@@ -285,16 +265,9 @@ def evaluate(traj: Trajectory, gt: tuple[np.ndarray, np.ndarray] | None, out: Pa
     return {'ate': metrics.summary(), 'plots': [str(p) for p in plot_tum(metrics, out, 'replay')]}
 
 
-def load_config(args: argparse.Namespace) -> SlamConfig:
-    config = SlamConfig.load(args.config) if args.config else SlamConfig()
-    if args.features and args.features != config.features:
-        config.features, config.feature_conf = args.features, {}
-    return config
-
-
 def run(args: argparse.Namespace) -> int:
     first, last = parse_frames(args.frames)
-    config = load_config(args)
+    config = SlamConfig.resolve(args.config, args.features)
     slam_map = None
     if args.map_in:
         map_file = load_map(args.map_in, args.features or (config.features if args.config else None))

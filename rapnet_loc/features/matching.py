@@ -45,12 +45,13 @@ def pairwise_distances(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarra
 
 
 def match_mutual(a: np.ndarray, b: np.ndarray, distance: str, ratio: float = 0.8,
-                 max_distance: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+                 max_distance: float = np.inf, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mutual nearest-neighbour matches of descriptor sets ``a`` (Na, B) and ``b`` (Nb, B).
 
     A pair ``(i, j)`` is kept when ``j`` is the nearest row of ``b`` to ``a[i]`` and ``i`` the nearest of ``a`` to
     ``b[j]``, its distance is at most ``max_distance`` and below ``ratio`` times the distance from ``a[i]`` to its
-    second-nearest row of ``b`` (``ratio >= 1`` disables the test).
+    second-nearest row of ``b`` (``ratio >= 1`` disables the test). ``allowed`` (Na, Nb) bool, when given, limits
+    the candidates (e.g. to pairs that satisfy a geometric constraint); nearest neighbours are taken among them.
 
     Returns:
         (M, 2) int64 index pairs ``(i, j)`` sorted by ``i``, and (M,) float32 distances.
@@ -58,11 +59,13 @@ def match_mutual(a: np.ndarray, b: np.ndarray, distance: str, ratio: float = 0.8
     if len(a) == 0 or len(b) == 0:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
     dist = pairwise_distances(a, b, distance)
+    if allowed is not None:
+        dist = np.where(allowed, dist, np.inf).astype(np.float32)
     nn_b = dist.argmin(axis=1)
     nn_a = dist.argmin(axis=0)
     rows = np.arange(len(a))
     best = dist[rows, nn_b]
-    keep = (nn_a[nn_b] == rows) & (best <= max_distance)
+    keep = (nn_a[nn_b] == rows) & (best <= max_distance) & np.isfinite(best)
     if ratio < 1.0 and len(b) > 1:
         second = np.partition(dist, 1, axis=1)[:, 1]
         keep &= best < ratio * second

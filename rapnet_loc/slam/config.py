@@ -108,14 +108,23 @@ class LocalMappingConfig:
     Attributes:
         cull_found_ratio: a recent point found in fewer than this fraction of the frames that saw it is culled.
         cull_min_keyframes: a point created this many keyframes ago must be observed by 2 keyframes or is culled.
+        triangulation_neighbours: best covisible keyframes a new keyframe triangulates new points with
+            (ORB-SLAM2 uses 10 for RGB-D; 0 disables triangulation).
+        triangulation_ratio: nearest-neighbour ratio test of the epipolar matching.
         ba_window: keyframes optimised by local bundle adjustment (0 disables it).
         ba_iterations: Gauss-Newton iterations of local bundle adjustment.
+        cull_keyframes: erase redundant keyframes (``cull_keyframe_ratio`` of their close points seen by 3 other
+            keyframes at a similar scale; ORB-SLAM2 ``KeyFrameCulling``).
     """
 
     cull_found_ratio: float = 0.25
     cull_min_keyframes: int = 2
+    triangulation_neighbours: int = 10
+    triangulation_ratio: float = 0.8
     ba_window: int = 10
     ba_iterations: int = 5
+    cull_keyframes: bool = True
+    cull_keyframe_ratio: float = 0.9
 
 
 @dataclass
@@ -144,6 +153,15 @@ class SlamConfig:
         """Read a YAML configuration file."""
         return cls.from_dict(read_yaml_mapping(path, ConfigError, 'configuration file'), str(path))
 
+    @classmethod
+    def resolve(cls, path: str | os.PathLike | None, features: str | None = None) -> SlamConfig:
+        """The configuration of ``path`` (defaults when None) with the extractor replaced by ``features`` (with
+        its default options) when that names another one: what ``--config`` and ``--features`` select."""
+        config = cls.load(path) if path else cls()
+        if features and features != config.features:
+            config.features, config.feature_conf = features, {}
+        return config
+
 
 def _check_keys(data: dict, known: set[str], where: str) -> None:
     if unknown := sorted(set(data) - known):
@@ -156,6 +174,9 @@ def _section(cls: type, data: dict | None, where: str):
     data = dict(data or {})
     defaults = {f.name: f.default for f in fields(cls)}
     _check_keys(data, set(defaults), where)
+    for k, v in data.items():
+        if isinstance(defaults[k], bool) and not isinstance(v, bool):
+            raise ConfigError(f'invalid value in {where}: {k} must be true or false, got {v!r}')
     try:
         return cls(**{k: type(defaults[k])(v) for k, v in data.items()})
     except (TypeError, ValueError) as exc:

@@ -2,17 +2,25 @@
 
 Steps: refresh the descriptors, normals and distance ranges of the points the keyframe observes; update its
 covisibility edges; cull recently created points that tracking rarely finds or that no second keyframe observes;
-local bundle adjustment of the keyframe, its best covisible keyframes and the points they see, with the other
-keyframes that see those points held fixed (as is keyframe 0, which anchors the map).
+triangulate new points with its best covisible keyframes (``rapnet_loc.slam.triangulation``); search the points
+of those keyframes in its free keypoints and its points in theirs (ORB-SLAM2's fusion, without merging duplicates:
+only keypoints without a point take one); local bundle
+adjustment of the keyframe, its best covisible keyframes and the points they see, with the other keyframes that see
+those points held fixed (as is keyframe 0, which anchors the map); cull redundant covisible keyframes.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from rapnet_loc.slam.camera import Camera
-from rapnet_loc.slam.config import LocalMappingConfig
+from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.slam.optimizer import BundleProblem, bundle_adjust
+from rapnet_loc.features.matching import search_by_projection
+from rapnet_loc.slam.triangulation import View, epipolar_match, reprojects, triangulate
+
+FUSE_RADIUS = 3.0          # pixels at level 0 of the projection search when fusing (ORB-SLAM2 ``Fuse``)
+REDUNDANT_OBSERVERS = 3    # a point is redundant in a keyframe when this many others see it at a similar scale
 
 
 class LocalMapping:
@@ -21,16 +29,24 @@ class LocalMapping:
     Args:
         slam_map: the map.
         camera: the colour camera.
-        cfg: culling and bundle-adjustment settings.
+        config: the front end's settings: ``local_mapping`` (culling, triangulation, bundle adjustment) and from
+            ``tracking`` the descriptor threshold ``strict_distance``, the probation of new points
+            (``confirm_observations``) and ``close_depth``.
         distance: descriptor metric of the features (``'hamming'`` or ``'l2'``).
+    Attributes:
+        recent: ids of the recently created points, still subject to culling.
+        n_triangulated, n_culled_keyframes: points created by triangulation and keyframes culled so far.
     """
 
-    def __init__(self, slam_map: Map, camera: Camera, cfg: LocalMappingConfig, distance: str):
+    def __init__(self, slam_map: Map, camera: Camera, config: SlamConfig, distance: str):
         self.map = slam_map
         self.camera = camera
-        self.cfg = cfg
+        self.cfg = config.local_mapping
+        self.tracking_cfg = config.tracking
         self.distance = distance
         self.recent = np.zeros(0, np.int64)
+        self.n_triangulated = 0
+        self.n_culled_keyframes = 0
 
     def process(self, kf: KeyFrame, new_ids: np.ndarray) -> None:
         """Integrate keyframe ``kf``, which created the points ``new_ids``."""
@@ -40,9 +56,12 @@ class LocalMapping:
         self.map.update_descriptors(old, self.distance)
         self.map.update_connections(kf)
         self._cull_points(kf)
-        self.recent = np.concatenate([self.recent, new_ids])
+        self.recent = np.concatenate([self.recent, new_ids, self._triangulate(kf)])
+        self._fuse(kf)
         if self.cfg.ba_window > 0 and len(self.map.keyframes) > 1:
             self._local_bundle_adjustment(kf)
+        if self.cfg.cull_keyframes:
+            self._cull_keyframes(kf)
 
     def _cull_points(self, kf: KeyFrame) -> None:
         """ORB-SLAM2 ``MapPointCulling`` of the recently created points: a point is culled when tracking found it
@@ -56,6 +75,95 @@ class LocalMapping:
         cull = (ratio < self.cfg.cull_found_ratio) | ((age >= self.cfg.cull_min_keyframes) & (n_obs <= 1))
         self.map.erase_points(ids[cull])
         self.recent = ids[~cull & (age <= self.cfg.cull_min_keyframes)]
+
+    def _triangulate(self, kf: KeyFrame) -> np.ndarray:
+        """New points (on probation) from the free keypoints of ``kf`` and of each of its
+        ``triangulation_neighbours`` best covisible keyframes that is at least the sensor's baseline away
+        (ORB-SLAM2 ``CreateNewMapPoints``); their ids."""
+        slam_map, tcfg = self.map, self.tracking_cfg
+        baseline = self.camera.bf / self.camera.fx
+        created = [np.zeros(0, np.int64)]
+        for k in slam_map.covisible(kf.id, self.cfg.triangulation_neighbours):
+            other = slam_map.keyframes[k]
+            if np.linalg.norm(other.center - kf.center) < baseline:
+                continue
+            free1, free2 = np.flatnonzero(kf.point_ids < 0), np.flatnonzero(other.point_ids < 0)
+            v1, v2 = _view(kf, free1), _view(other, free2)
+            pairs = epipolar_match(v1, v2, self.camera, self.distance, tcfg.strict_distance,
+                                   self.cfg.triangulation_ratio, slam_map.scale_factor)
+            ok, positions = triangulate(v1, v2, pairs, self.camera, slam_map.scale_factor)
+            i, j = free1[pairs[ok, 0]], free2[pairs[ok, 1]]
+            ids = slam_map.add_points(kf, i, positions)
+            slam_map.add_observations(other, j, ids)
+            slam_map.update_geometry(ids)
+            slam_map.points.probation[ids] = tcfg.confirm_observations
+            created.append(ids)
+        created = np.concatenate(created)
+        self.n_triangulated += len(created)
+        return created
+
+    def _fuse(self, kf: KeyFrame) -> None:
+        """Observations between ``kf`` and its ``triangulation_neighbours`` best covisible keyframes: each one's
+        points are searched in the other's free keypoints (ORB-SLAM2 ``SearchInNeighbors`` without merging);
+        then the descriptors, geometry and covisibility edges are refreshed."""
+        slam_map = self.map
+        neighbours = [slam_map.keyframes[k] for k in slam_map.covisible(kf.id, self.cfg.triangulation_neighbours)]
+        if not neighbours:
+            return
+        touched = [self._fuse_into(kf, np.unique(np.concatenate([nb.point_ids for nb in neighbours])))]
+        own = kf.point_ids[kf.point_ids >= 0]
+        touched += [self._fuse_into(nb, own) for nb in neighbours]
+        touched = np.unique(np.concatenate(touched))
+        slam_map.update_descriptors(touched, self.distance)
+        slam_map.update_geometry(touched)
+        for changed in (kf, *neighbours):
+            slam_map.update_connections(changed)
+
+    def _fuse_into(self, kf: KeyFrame, ids: np.ndarray) -> np.ndarray:
+        """Let the free keypoints of ``kf`` observe the points ``ids`` (k,) that project near them with a close
+        descriptor (``strict_distance``), at the predicted pyramid level or the one below, and that reproject
+        within the chi-square thresholds; the ids of the points that gained an observation."""
+        pts, frame = self.map.points, kf.frame
+        ids = ids[(ids >= 0) & ~pts.bad[np.maximum(ids, 0)]]
+        ids = np.setdiff1d(ids, kf.point_ids)
+        ids, dist, _, uv = self.map.in_frustum(ids, kf.T_cw, self.camera)
+        level = pts.predict_level(ids, dist, self.map.scale_factor, self.map.n_levels)
+        feats = frame.features
+        match, _ = search_by_projection(uv, pts.descriptors[ids], FUSE_RADIUS * self.map.scale_factor ** level,
+                                        frame.keypoints_un, feats.descriptors, feats.distance,
+                                        self.tracking_cfg.strict_distance, level_range=(level - 1, level),
+                                        kp_levels=feats.levels, available=kf.point_ids < 0)
+        found = np.flatnonzero(match >= 0)
+        kps, ids = match[found], ids[found]
+        ok = reprojects(_view(kf, kps), pts.positions[ids], np.arange(len(kps)), self.camera,
+                        self.map.scale_factor)
+        self.map.add_observations(kf, kps[ok], ids[ok])
+        return ids[ok]
+
+    def _cull_keyframes(self, kf: KeyFrame) -> None:
+        """ORB-SLAM2 ``KeyFrameCulling``: erase each keyframe covisible with ``kf`` (keyframe 0 excepted) for which
+        more than ``cull_keyframe_ratio`` of its close points (depth up to ``close_depth``) are seen by at least
+        3 other keyframes at the same, finer or next coarser pyramid level."""
+        slam_map = self.map
+        for k in slam_map.covisible(kf.id):
+            if k == 0:
+                continue
+            other = slam_map.keyframes[k]
+            depth = other.frame.depth
+            kps = np.flatnonzero((other.point_ids >= 0) & (depth > 0) & (depth <= self.tracking_cfg.close_depth))
+            if len(kps) == 0:
+                continue
+            pids = other.point_ids[kps]
+            pid, obs_kf, obs_kp = slam_map.observation_arrays(pids)
+            level = np.array([slam_map.keyframes[o].frame.features.levels[i]
+                              for o, i in zip(obs_kf.tolist(), obs_kp.tolist())], np.int64)
+            order = np.argsort(pids)
+            row = order[np.searchsorted(pids[order], pid)]       # (m,) the point of each observation, in kps
+            similar = (obs_kf != k) & (level <= other.frame.features.levels[kps][row] + 1)
+            observers = np.bincount(row, weights=similar, minlength=len(kps))
+            if (observers >= REDUNDANT_OBSERVERS).sum() > self.cfg.cull_keyframe_ratio * len(kps):
+                slam_map.erase_keyframe(k)
+                self.n_culled_keyframes += 1
 
     def _local_bundle_adjustment(self, kf: KeyFrame) -> None:
         """Refine ``kf``, its ``ba_window - 1`` best covisible keyframes and the points they see; observations that
@@ -89,3 +197,10 @@ class LocalMapping:
         pts.positions[ids] = points
         slam_map.erase_observations(pid[~inliers], kf_ids[~inliers])
         slam_map.update_geometry(ids[~pts.bad[ids]])
+
+
+def _view(kf: KeyFrame, index: np.ndarray) -> View:
+    """Keypoints ``index`` (k,) of ``kf`` for triangulation."""
+    frame = kf.frame
+    return View(kf.T_cw, frame.keypoints_un[index], frame.u_right[index], frame.depth[index],
+                frame.features.levels[index], frame.features.descriptors[index])

@@ -12,9 +12,11 @@ import numpy as np
 
 from rapnet_loc.features.matching import pairwise_distances
 from rapnet_loc.geometry import invert
+from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.frame import Frame
 
 COVISIBILITY_MIN_SHARED = 15
+VIEW_COS_MIN = 0.5     # a point is searched for at most 60 degrees from its mean viewing direction
 
 
 class KeyFrame:
@@ -152,8 +154,9 @@ class Map:
         self.covisibility: dict[int, dict[int, int]] = {}
 
     def add_keyframe(self, frame: Frame) -> KeyFrame:
-        """Promote a tracked frame; it observes the map points of its inlier matches."""
-        kf = KeyFrame(len(self.keyframes), frame)
+        """Promote a tracked frame; it observes the map points of its inlier matches. Ids increase with insertion
+        and are not reused after culling (``erase_keyframe``)."""
+        kf = KeyFrame(max(self.keyframes, default=-1) + 1, frame)
         self.keyframes[kf.id] = kf
         self.covisibility[kf.id] = {}
         matched = frame.matched()
@@ -169,10 +172,13 @@ class Map:
 
     def create_points(self, kf: KeyFrame, kp_index: np.ndarray) -> np.ndarray:
         """New map points from the depth of keypoints ``kp_index`` (k,) of ``kf``; their ids (k,)."""
-        frame = kf.frame
         T_wc = kf.T_wc
-        positions = frame.points_c[kp_index] @ T_wc[:3, :3].T + T_wc[:3, 3]
-        ids = self.points.add(positions, frame.features.descriptors[kp_index], kf.id)
+        return self.add_points(kf, kp_index, kf.frame.points_c[kp_index] @ T_wc[:3, :3].T + T_wc[:3, 3])
+
+    def add_points(self, kf: KeyFrame, kp_index: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """New map points at ``positions`` (k, 3), created and observed by keypoints ``kp_index`` (k,) of ``kf``
+        (their descriptors); their ids (k,)."""
+        ids = self.points.add(positions, kf.frame.features.descriptors[kp_index], kf.id)
         self.add_observations(kf, kp_index, ids)
         self.update_geometry(ids)
         return ids
@@ -196,6 +202,18 @@ class Map:
                 self.points.n_obs[pid] -= 1
             if not self.points.observations[pid]:
                 self.points.bad[pid] = True
+
+    def erase_keyframe(self, kf_id: int) -> None:
+        """Remove keyframe ``kf_id`` (ORB-SLAM2 ``KeyFrame::SetBadFlag``): its observations and covisibility edges
+        go, and points left with a single observing keyframe are culled, as ORB-SLAM2 does."""
+        kf = self.keyframes[kf_id]
+        pids = kf.point_ids[kf.point_ids >= 0]
+        self.erase_observations(pids, np.full(len(pids), kf_id))
+        self.erase_points(pids[(self.points.n_obs[pids] == 1) & ~self.points.bad[pids]])
+        for other in self.covisibility.pop(kf_id):
+            self.covisibility[other].pop(kf_id, None)
+        del self.keyframes[kf_id]
+        self.update_geometry(pids[~self.points.bad[pids]])
 
     def observation_arrays(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Observations of points ``ids`` as three (m,) arrays: point id, keyframe id, keypoint index."""
@@ -233,6 +251,23 @@ class Map:
         dist = np.linalg.norm(pts.positions[ids] - np.array([kf.center for kf in ref_kfs]), axis=1)
         pts.max_dist[ids] = dist * self.scale_factor ** levels
         pts.min_dist[ids] = pts.max_dist[ids] / self.scale_factor ** (self.n_levels - 1)
+
+    def in_frustum(self, ids: np.ndarray, T_cw: np.ndarray,
+                   camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Points ``ids`` that a camera at ``T_cw`` (4, 4) should see (ORB-SLAM2 ``isInFrustum``): projecting into
+        the image, within their scale-invariance distance range and at most 60 degrees from their mean viewing
+        direction. Returns those (k,) ids, their (k,) distances to the camera, viewing-angle cosines and (k, 2)
+        undistorted pixels."""
+        pts = self.points
+        positions = pts.positions[ids]
+        R, t = T_cw[:3, :3], T_cw[:3, 3]
+        uv, ok = camera.project_visible(positions @ R.T + t)
+        rays = positions + R.T @ t
+        dist = np.linalg.norm(rays, axis=1)
+        ok &= (dist >= 0.8 * pts.min_dist[ids]) & (dist <= 1.2 * pts.max_dist[ids])
+        view_cos = np.einsum('ij,ij->i', rays, pts.normals[ids]) / np.maximum(dist, 1e-12)
+        ok &= view_cos >= VIEW_COS_MIN
+        return ids[ok], dist[ok], view_cos[ok], uv[ok]
 
     def update_descriptors(self, ids: np.ndarray, distance: str) -> None:
         """Set each point's descriptor to its most distinctive observation: the one with the least median distance

@@ -4,8 +4,8 @@ Layout (numpy ``.npz``, a zip of ``.npy`` arrays, read with ``allow_pickle=False
 
     format, version       header: 'rapnet-loc-map' and the format version (``VERSION``)
     meta                  JSON: features {name, conf, distance, scale_factor, n_levels}, camera, config
-    kf_id, kf_frame_id, kf_stamp_ns (K,)   keyframes; kf_T_cw (K, 4, 4); kf_offsets (K + 1,) rows of each
-                          keyframe in the keypoint arrays
+    kf_id, kf_frame_id, kf_stamp_ns (K,)   keyframes (ids increasing, with gaps where keyframes were culled);
+                          kf_T_cw (K, 4, 4); kf_offsets (K + 1,) rows of each keyframe in the keypoint arrays
     kp_<name>             the keyframes' keypoints, concatenated (N rows): keypoints, scores, descriptors, levels
                           (``Features``), keypoints_un, depth, points_c, u_right, inv_sigma2 (``Frame``) and
                           point_ids (``KeyFrame``)
@@ -174,18 +174,21 @@ def _check_counts(a: dict[str, np.ndarray]) -> None:
     """ValueError unless the arrays ``a`` agree on the numbers of keyframes, keypoints and points."""
     n_kfs, n_kp, n_points = len(a['kf_id']), len(a['kp_point_ids']), len(a['pt_positions'])
     offsets = a['kf_offsets']
-    if not np.array_equal(a['kf_id'], np.arange(n_kfs)):
-        raise ValueError('keyframe ids are not 0..K-1')
+    kf_ids = a['kf_id']
+    if n_kfs and (kf_ids[0] < 0 or np.any(np.diff(kf_ids) <= 0)):
+        raise ValueError('keyframe ids are not increasing non-negative numbers')
     if len(offsets) != n_kfs + 1 or offsets[0] != 0 or offsets[-1] != n_kp or np.any(np.diff(offsets) < 0):
         raise ValueError('keyframe offsets do not cover the keypoint arrays')
     for key, n in [*((f'kp_{name}', n_kp) for name in (*FEATURE_ARRAYS, *FRAME_ARRAYS)),
                    *((f'pt_{name}', n_points) for name in POINT_COLUMNS)]:
         if len(a[key]) != n:
             raise ValueError(f'{key} has {len(a[key])} rows, not {n}')
-    for key, low, high in [('kp_point_ids', -1, n_points), ('obs_point', 0, n_points), ('obs_kf', 0, n_kfs),
-                           ('cov_kf', 0, n_kfs), ('cov_other', 0, n_kfs)]:
+    for key, low, high in [('kp_point_ids', -1, n_points), ('obs_point', 0, n_points)]:
         if np.any((a[key] < low) | (a[key] >= high)):
             raise ValueError(f'{key} out of range')
+    for key in ('obs_kf', 'cov_kf', 'cov_other'):
+        if not np.isin(a[key], kf_ids).all():
+            raise ValueError(f'{key} names a keyframe that is not in the file')
 
 
 def _build_map(a: dict[str, np.ndarray], meta: dict) -> Map:
@@ -195,15 +198,15 @@ def _build_map(a: dict[str, np.ndarray], meta: dict) -> Map:
     feats = meta['features']
     slam_map = Map(feats['scale_factor'], feats['n_levels'])
     offsets = a['kf_offsets'].tolist()
-    for k, (start, end) in enumerate(zip(offsets[:-1], offsets[1:])):
+    for row, (k, start, end) in enumerate(zip(a['kf_id'].tolist(), offsets[:-1], offsets[1:])):
         rows = slice(start, end)
         features = Features(keypoints=a['kp_keypoints'][rows], scores=a['kp_scores'][rows],
                             descriptors=a['kp_descriptors'][rows], distance=feats['distance'],
                             levels=a['kp_levels'][rows], scale_factor=feats['scale_factor'],
                             n_levels=feats['n_levels'])
         point_ids = a['kp_point_ids'][rows].astype(np.int64)
-        frame = Frame(id=int(a['kf_frame_id'][k]), stamp_ns=int(a['kf_stamp_ns'][k]), features=features,
-                      point_ids=point_ids.copy(), T_cw=a['kf_T_cw'][k].copy(),
+        frame = Frame(id=int(a['kf_frame_id'][row]), stamp_ns=int(a['kf_stamp_ns'][row]), features=features,
+                      point_ids=point_ids.copy(), T_cw=a['kf_T_cw'][row].copy(),
                       **{name: a[f'kp_{name}'][rows] for name in FRAME_ARRAYS})
         kf = KeyFrame(k, frame)
         kf.point_ids = point_ids

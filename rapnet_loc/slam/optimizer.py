@@ -307,5 +307,6 @@ def bundle_adjust(problem: BundleProblem, camera: Camera,
     x = solve(x, p.inv_sigma2 * inliers)
     chi2, front = chi2_of(x)
     poses, points = unpack(x)
-    poses[:n_free] = [orthonormalize(T) for T in poses[:n_free]]
+    for k in range(n_free):
+        poses[k] = orthonormalize(poses[k])
     return poses, points, front & (chi2 <= threshold)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rapnet_loc.features.base import Features, create_extractor
+from rapnet_loc.features.base import FeatureExtractor, Features, create_extractor
 from rapnet_loc.geometry import invert
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.slam.camera import Camera
@@ -64,7 +64,7 @@ class System:
                  candidates: CandidateFn | None = None, depth_info: CameraInfo | None = None,
                  slam_map: Map | None = None, odometry: OdometryPrior | None = None):
         self.config = config or SlamConfig()
-        self.extractor = create_extractor(self.config.features, self.config.feature_conf)
+        self._extractor: FeatureExtractor | None = None
         self.camera = Camera.from_info(camera_info, self.config.tracking.bf)
         self.depth_camera = None if depth_info is None else Camera.from_info(depth_info)
         self._n_frames = 0
@@ -77,12 +77,20 @@ class System:
         self._odometry = odometry
         self._pose_prior: np.ndarray | None = None
 
+    @property
+    def extractor(self) -> FeatureExtractor:
+        """The configuration's feature extractor, created on first use: a front end fed with features extracted
+        elsewhere (``process_features``) never loads it, nor its model."""
+        if self._extractor is None:
+            self._extractor = create_extractor(self.config.features, self.config.feature_conf)
+        return self._extractor
+
     def _start(self, features: Features) -> None:
         """Create the map (unless localizing), tracking and local mapping on the first frame, once the feature
         pyramid and descriptor metric are known."""
         if not self.localization_only:
             self.map = Map(features.scale_factor, features.n_levels)
-        local_mapping = LocalMapping(self.map, self.camera, self.config.local_mapping, features.distance)
+        local_mapping = LocalMapping(self.map, self.camera, self.config, features.distance)
         self.tracking = Tracking(self.camera, self.map, local_mapping, self.config.tracking, self._candidates,
                                  self.localization_only, self._odometry)
 
@@ -117,11 +125,10 @@ class System:
         frame = Frame.create(self._n_frames, stamp_ns, features, depth, self.camera,
                              (cfg.depth_min, cfg.depth_max), self.depth_camera)
         self._n_frames += 1
-        n_kfs = len(self.map.keyframes)
         outcome = self.tracking.track(frame)
         ms = 1000.0 * (time.perf_counter() - start)
         return TrackResult(frame.stamp_ns, outcome.value, None if outcome == Outcome.LOST else frame.T_wc,
-                           len(frame), self.tracking.n_inliers, ms, len(self.map.keyframes) > n_kfs)
+                           len(frame), self.tracking.n_inliers, ms, self.tracking.last_kf_frame_id == frame.id)
 
     def localize(self, rgbd: RGBDFrame) -> TrackResult:
         """Localize one frame on its own against the map (localization mode only): relocalization, then the

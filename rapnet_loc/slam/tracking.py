@@ -42,7 +42,6 @@ from rapnet_loc.slam.relocalization import CandidateFn, keyframes_near, recent_k
 
 LOG = logging.getLogger(__name__)
 
-VIEW_COS_MIN = 0.5
 VIEW_COS_FRONTAL = 0.998
 
 
@@ -314,7 +313,7 @@ class Tracking:
         ids = ids[ids >= 0]
         ids = ids[~pts.bad[ids]]
         ids = np.setdiff1d(ids, matched, assume_unique=True)
-        ids, dist, view_cos = self._in_frustum(frame, ids)
+        ids, dist, view_cos, _ = self.map.in_frustum(ids, frame.T_cw, self.camera)
         pts.visible[ids] += 1
         level = pts.predict_level(ids, dist, self.map.scale_factor, self.map.n_levels)
         th = cfg.local_radius_reloc if frame.id < self.last_reloc_frame_id + 2 else cfg.local_radius
@@ -342,20 +341,6 @@ class Tracking:
         struck = pids[on & ~consistent]
         pts.strikes[struck] += 1
         self.map.erase_points(struck[pts.strikes[struck] >= self.cfg.probation_strikes])
-
-    def _in_frustum(self, frame: Frame, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Points ``ids`` that project into the image within their scale-invariance distance range and at most
-        60 degrees from their mean viewing direction; with their (k,) distances and viewing-angle cosines."""
-        pts = self.map.points
-        positions = pts.positions[ids]
-        R, t = frame.T_cw[:3, :3], frame.T_cw[:3, 3]
-        uv, ok = self.camera.project_visible(positions @ R.T + t)
-        rays = positions + R.T @ t
-        dist = np.linalg.norm(rays, axis=1)
-        ok &= (dist >= 0.8 * pts.min_dist[ids]) & (dist <= 1.2 * pts.max_dist[ids])
-        view_cos = np.einsum('ij,ij->i', rays, pts.normals[ids]) / np.maximum(dist, 1e-12)
-        ok &= view_cos >= VIEW_COS_MIN
-        return ids[ok], dist[ok], view_cos[ok]
 
     def _need_keyframe(self, frame: Frame) -> bool:
         """ORB-SLAM2 ``NeedNewKeyFrame`` for RGB-D.

@@ -1,0 +1,108 @@
+"""What the nodes share: declared parameters, a processing worker that drops the oldest input in a burst, and
+callbacks that log bad input and keep the node running."""
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from rapnet_loc.errors import RapnetLocError
+from rapnet_loc.nodes.params import Param, declare
+from rapnet_loc.nodes.worker import DropOldestWorker
+from rapnet_loc.slam.config import SlamConfig
+
+FEATURE_PARAMS = (
+    Param('features', 'orb', 'feature extractor (registry name: orb, rapnet, rapnet_p, ...); one other than the '
+                             'config file\'s runs with its default options', required=True),
+    Param('config_file', '', 'YAML configuration of rapnet_loc.slam.config (features, tracking, local_mapping); '
+                             'empty: defaults'),
+    Param('queue_size', 2, 'inputs waiting for processing; in a burst the oldest are dropped (and logged)', (1, 1000)),
+)
+
+
+@dataclass
+class Stamped:
+    """A queued input: its stamp (ns) and the messages or arrays to process."""
+
+    stamp_ns: int
+    data: tuple
+
+
+def slam_config(params: dict[str, Any]) -> SlamConfig:
+    """The configuration ``rapnet-loc replay --config CONFIG_FILE --features FEATURES`` would use."""
+    return SlamConfig.resolve(params['config_file'] or None, params['features'])
+
+
+class RapnetNode(Node):
+    """A node with ``PARAMETERS`` declared into ``self.params`` and a ``DropOldestWorker`` running ``process``.
+
+    Attributes:
+        rejected: count of discarded inputs by reason (bad messages, dropped frames), also in the diagnostics.
+    """
+
+    PARAMETERS: tuple[Param, ...] = ()
+
+    def __init__(self, name: str, **kwargs):
+        super().__init__(name, **kwargs)
+        self.params: dict[str, Any] = declare(self, self.PARAMETERS)
+        self.rejected: Counter[str] = Counter()
+        self.worker = DropOldestWorker(self.process, int(self.params['queue_size']), self._dropped, self._failed,
+                                       name=f'{name}-worker')
+
+    def process(self, item: Any) -> None:
+        """Handle one queued input on the worker thread."""
+        raise NotImplementedError
+
+    def reject(self, reason: str, message: str) -> None:
+        """Count and log one discarded input."""
+        self.rejected[reason] += 1
+        self.get_logger().warning(f'{message} [{reason}: {self.rejected[reason]} so far]')
+
+    def _dropped(self, item: Any) -> None:
+        self.reject('dropped', f'processing is slower than the input: dropped the oldest queued input '
+                               f'(stamp {item.stamp_ns})')
+
+    def _failed(self, item: Any, exc: BaseException) -> None:
+        if isinstance(exc, RapnetLocError):
+            self.reject('bad_input', str(exc))
+        else:
+            self.rejected['error'] += 1
+            self.get_logger().error(f'processing failed: {type(exc).__name__}: {exc}')
+
+    def guarded(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """``callback`` that logs a ``RapnetLocError`` (bad message) instead of raising it."""
+        @functools.wraps(callback)
+        def run(msg: Any) -> None:
+            try:
+                callback(msg)
+            except RapnetLocError as exc:
+                self.reject('bad_input', str(exc))
+        return run
+
+    def destroy_node(self) -> None:
+        self.worker.stop()
+        super().destroy_node()
+
+
+def spin(node_class: type[RapnetNode], args: list[str] | None = None) -> None:
+    """Run one node until shutdown (the console-script entry points)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RapnetLocError as exc:
+        print(f'error: {exc}')
+        raise SystemExit(2) from None
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

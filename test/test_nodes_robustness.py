@@ -1,0 +1,75 @@
+"""Bad input on the front end's topics is logged, counted in the diagnostics, and the node keeps running (issue 5,
+acceptance 5): missing camera info, wrong encoding, depth of another size, out-of-order stamps, a burst faster than
+processing."""
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from ros_env import Recorder, graph, image_msg, ros_context, textured_image, wait_for  # noqa: F401 (fixtures)
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image
+
+from rapnet_loc.nodes import qos
+from rapnet_loc.nodes.convert import stamp_ns, to_stamp
+from rapnet_loc.nodes.feature_node import IMAGE_TOPIC
+from rapnet_loc.nodes.frontend_node import CAMERA_INFO_TOPIC, DEPTH_TOPIC, FrontendNode
+
+T0 = 1_700_000_000 * 10**9
+STEP = 33_333_333
+
+
+def camera_info_msg() -> CameraInfo:
+    msg = CameraInfo(width=320, height=240, distortion_model='plumb_bob', d=[0.0] * 5)
+    msg.k = [300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0]
+    msg.header.frame_id = 'd400_color'
+    return msg
+
+
+def depth_msg(stamp: int, width: int = 320, height: int = 240) -> Image:
+    return image_msg(np.full((height, width), 1500, np.uint16), stamp, '16UC1')
+
+
+def test_bad_input_is_logged_and_the_front_end_keeps_running(graph, capfd):
+    node = graph.add(FrontendNode(context=graph.context, parameter_overrides=[
+        Parameter('extract_in_process', value=True), Parameter('queue_size', value=1),
+        Parameter('camera_to_base', value=[0.2, 0.0, 0.9, -0.5, 0.5, -0.5, 0.5])]))
+    test = graph.node('robustness_test')
+    rec = Recorder(test, {'/diagnostics': (DiagnosticArray, qos.RELIABLE)})
+    color = test.create_publisher(Image, IMAGE_TOPIC, qos.RELIABLE)
+    depth = test.create_publisher(Image, DEPTH_TOPIC, qos.RELIABLE)
+    info = test.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos.LATCHED)
+    wait_for(lambda: node.main_sub.get_publisher_count() and node.depth_sub.get_publisher_count(), 20, 'discovery')
+    rgb = textured_image(5)
+
+    def frame(i: int, rgb_msg=None, depth_image=None) -> None:
+        color.publish(rgb_msg or image_msg(rgb, T0 + i * STEP))
+        depth.publish(depth_image or depth_msg(T0 + i * STEP))
+
+    def processed(i: int) -> bool:
+        return T0 + i * STEP in [stamp_ns(m.header.stamp) for m in rec['/diagnostics']]
+
+    frame(0)
+    wait_for(lambda: node.rejected['no_camera_info'] == 1, 20, 'a frame without camera info to be dropped')
+    info.publish(camera_info_msg())
+    wait_for(lambda: node.camera is not None, 20, 'camera info')
+    frame(1, rgb_msg=image_msg(rgb[:, :, 0].astype(np.float32), T0 + STEP, '32FC1'))
+    wait_for(lambda: node.rejected['bad_input'] == 1, 20, 'the wrong colour encoding to be rejected')
+    frame(2, depth_image=depth_msg(T0 + 2 * STEP, 160, 120))
+    wait_for(lambda: node.rejected['bad_input'] == 2, 20, 'the depth of another size to be rejected')
+    frame(4)
+    wait_for(lambda: processed(4), 30, 'a good frame to be tracked')
+    frame(3)
+    wait_for(lambda: node.rejected['out_of_order'] == 1, 20, 'the out-of-order frame to be dropped')
+    for i in range(5, 13):
+        frame(i)
+    wait_for(lambda: processed(12), 60, 'the last frame of the burst to be tracked')
+    assert node.rejected['dropped'] >= 1
+    assert not processed(3) and not any(processed(i) for i in range(3))
+    last = rec['/diagnostics'][-1].status[0]
+    values = {kv.key: kv.value for kv in last.values}
+    assert last.message == 'ok' and values['tracked'] != '0'
+    assert values['bad_input'] == '2' and values['out_of_order'] == '1' and int(values['dropped']) >= 1
+    assert rec['/diagnostics'][-1].header.stamp == to_stamp(T0 + 12 * STEP)
+    err = capfd.readouterr().err
+    for text in ('no camera info received yet', "image encoding '32FC1' on topic '/d400/color/image_raw' is not a "
+                 'colour encoding', 'is 160x120, but the camera info says 320x240', 'not after the last processed',
+                 'dropped the oldest queued input'):
+        assert text in err, text
