@@ -34,6 +34,8 @@ class Features:
             pyramid. A keypoint of level ``l`` has scale ``scale_factor ** l``.
         scale_factor: scale ratio between consecutive pyramid levels (1.0 without a pyramid).
         n_levels: number of pyramid levels of the extractor.
+        weights: (N,) float32 region weight of each keypoint (RaP-Net's R sampled at it); all 1 for extractors
+            without one.
     """
 
     keypoints: np.ndarray
@@ -43,6 +45,7 @@ class Features:
     levels: np.ndarray | None = None
     scale_factor: float = 1.0
     n_levels: int = 1
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -56,6 +59,8 @@ class Features:
             raise ValueError(f'descriptors of {n} keypoints must have shape ({n}, D), got {self.descriptors.shape}')
         self.levels = (np.zeros(n, np.int16) if self.levels is None
                        else np.asarray(self.levels, dtype=np.int16).reshape(n))
+        self.weights = (np.ones(n, np.float32) if self.weights is None
+                        else np.asarray(self.weights, dtype=np.float32).reshape(n))
 
     def __len__(self) -> int:
         return len(self.keypoints)
@@ -140,11 +145,11 @@ def available_extractors() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_extractor(name: str, conf: dict | None = None) -> FeatureExtractor:
-    """The extractor registered as ``name``, configured with ``conf`` (merged over its ``default_conf``).
+def extractor_class(name: str) -> type[FeatureExtractor]:
+    """The extractor class registered as ``name`` (importing its module; no model is loaded).
 
     Raises:
-        ConfigError: unknown name (the message lists the registered ones) or unknown option.
+        ConfigError: unknown name (the message lists the registered ones).
     """
     if name not in _REGISTRY and name.isidentifier() and name not in _HELPER_MODULES:
         try:
@@ -156,4 +161,13 @@ def create_extractor(name: str, conf: dict | None = None) -> FeatureExtractor:
         _import_extractor_modules()      # a module may register names other than its own (rapnet -> rapnet_p)
     if name not in _REGISTRY:
         raise ConfigError(f"unknown feature extractor {name!r}; available: {', '.join(available_extractors())}")
-    return _REGISTRY[name](conf)
+    return _REGISTRY[name]
+
+
+def create_extractor(name: str, conf: dict | None = None) -> FeatureExtractor:
+    """The extractor registered as ``name``, configured with ``conf`` (merged over its ``default_conf``).
+
+    Raises:
+        ConfigError: unknown name (the message lists the registered ones) or unknown option.
+    """
+    return extractor_class(name)(conf)

@@ -47,8 +47,7 @@ def _dtype(fields: list[tuple[str, int, int, int]], point_step: int, big_endian:
 
 
 def encode_features(features: Features, header: Header) -> PointCloud2:
-    """PointCloud2 of ``features`` (N keypoints, (N, D) descriptors) in the module's layout. ``Features`` carries
-    no region weights yet, so ``weight`` is 1."""
+    """PointCloud2 of ``features`` (N keypoints, (N, D) descriptors) in the module's layout."""
     n, d = features.descriptors.shape
     desc_type = PointField.UINT8 if features.distance == 'hamming' else PointField.FLOAT32
     layout = [('u', 0, PointField.FLOAT32, 1), ('v', 4, PointField.FLOAT32, 1), ('score', 8, PointField.FLOAT32, 1),
@@ -58,7 +57,7 @@ def encode_features(features: Features, header: Header) -> PointCloud2:
     points = np.zeros(n, _dtype(layout, step, False))
     points['u'], points['v'] = features.keypoints[:, 0], features.keypoints[:, 1]
     points['score'] = features.scores
-    points['weight'] = 1.0
+    points['weight'] = features.weights
     points['level'] = features.levels
     points['descriptor'] = features.descriptors.reshape(n, d)
     msg = PointCloud2(header=header, height=1, width=n, is_bigendian=False, point_step=step, row_step=step * n,
@@ -70,7 +69,7 @@ def encode_features(features: Features, header: Header) -> PointCloud2:
 
 def decode_features(msg: PointCloud2, topic: str, scale_factor: float = 1.0,
                     n_levels: int = 1) -> Features:
-    """``Features`` of a PointCloud2 in the module's layout (the region weights are not used by the front end).
+    """``Features`` of a PointCloud2 in the module's layout (``weight``, when present, becomes ``weights``).
 
     Args:
         scale_factor, n_levels: the publishing extractor's pyramid.
@@ -98,5 +97,6 @@ def decode_features(msg: PointCloud2, topic: str, scale_factor: float = 1.0,
     points = np.frombuffer(data.tobytes(), _dtype(list(fields.values()), step, bool(msg.is_bigendian)), count=n)
     descriptors = points['descriptor'].reshape(n, desc[3])
     levels = points['level'] if 'level' in fields else None
+    weights = points['weight'] if 'weight' in fields else None
     return Features(np.stack([points['u'], points['v']], axis=1), points['score'], descriptors,
-                    DESCRIPTOR_TYPES[desc[2]], levels, scale_factor, n_levels)
+                    DESCRIPTOR_TYPES[desc[2]], levels, scale_factor, n_levels, weights)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rapnet_loc.features.base import FeatureExtractor, Features, create_extractor
+from rapnet_loc.features.base import FeatureExtractor, Features, create_extractor, extractor_class
 from rapnet_loc.geometry import invert
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.slam.camera import Camera
@@ -64,6 +64,7 @@ class System:
                  candidates: CandidateFn | None = None, depth_info: CameraInfo | None = None,
                  slam_map: Map | None = None, odometry: OdometryPrior | None = None):
         self.config = config or SlamConfig()
+        extractor_class(self.config.features)     # an unknown name fails here, the model loads on first use
         self._extractor: FeatureExtractor | None = None
         self.camera = Camera.from_info(camera_info, self.config.tracking.bf)
         self.depth_camera = None if depth_info is None else Camera.from_info(depth_info)
