@@ -1,4 +1,6 @@
 """feature_node and the PointCloud2 feature layout, with real rclpy."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from ros_env import Recorder, graph, image_msg, ros_context, textured_image, wait_for  # noqa: F401
@@ -15,7 +17,7 @@ from rapnet_loc.nodes.feature_node import FEATURES_TOPIC, IMAGE_TOPIC, FeatureNo
 
 
 def assert_same_features(got: Features, want: Features) -> None:
-    for name in ('keypoints', 'scores', 'descriptors', 'levels'):
+    for name in ('keypoints', 'scores', 'descriptors', 'levels', 'weights'):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
     assert (got.distance, got.scale_factor, got.n_levels) == (want.distance, want.scale_factor, want.n_levels)
 
@@ -34,7 +36,8 @@ def test_orb_features_round_trip_exactly():
 
 def test_float_descriptors_and_a_foreign_layout_decode():
     rng = np.random.default_rng(1)
-    features = Features(rng.uniform(0, 300, (7, 2)), rng.uniform(0, 1, 7), rng.normal(size=(7, 16)), 'l2')
+    features = Features(rng.uniform(0, 300, (7, 2)), rng.uniform(0, 1, 7), rng.normal(size=(7, 16)), 'l2',
+                        weights=rng.uniform(0.5, 2.0, 7))
     assert_same_features(decode_features(encode_features(features, Header()), 't'), features)
     # another publisher: big-endian, descriptor first, no weight or level fields
     dtype = np.dtype({'names': ['descriptor', 'u', 'v', 'score'], 'formats': [('>f4', (16,)), '>f4', '>f4', '>f4'],
@@ -46,7 +49,7 @@ def test_float_descriptors_and_a_foreign_layout_decode():
                       fields=[PointField(name='descriptor', offset=0, datatype=PointField.FLOAT32, count=16),
                               *(PointField(name=n, offset=o, datatype=PointField.FLOAT32, count=1)
                                 for n, o in (('u', 64), ('v', 68), ('score', 72)))])
-    assert_same_features(decode_features(msg, 't'), features)
+    assert_same_features(decode_features(msg, 't'), replace(features, weights=None))   # weights 1 when absent
 
 
 def test_bad_feature_clouds_raise_topic_errors():
