@@ -155,3 +155,19 @@ def test_new_keyframes_triangulate_and_fuse_points_with_their_neighbours(uncull)
     assert_consistent(slam_map)
     assert np.median(pts.n_obs[alive]) >= 3
     assert system.tracking.local_mapping.n_triangulated > 20
+
+
+@pytest.mark.filterwarnings('error')      # a division by log(1) = 0 would warn
+def test_single_scale_features_track(sequence):
+    """An extractor without a pyramid (scale factor 1, one level, as RaP-Net) predicts level 0 for every point."""
+    camera, frames = sequence
+    config = SlamConfig.from_dict({'features': {'name': 'orb', 'conf': {'max_keypoints': 500, 'n_levels': 1,
+                                                                        'scale_factor': 1.0}},
+                                   'tracking': {'close_depth': 2.5}})
+    system = System(camera, config)
+    results = [system.process(frame) for frame in frames]
+    assert all(r.state == 'ok' for r in results)
+    pts = system.map.points
+    assert np.all(pts.min_dist == pts.max_dist)
+    ids = np.flatnonzero(~pts.bad)
+    assert np.array_equal(pts.predict_level(ids, pts.max_dist[ids] * 0.5, 1.0, 1), np.zeros(len(ids)))

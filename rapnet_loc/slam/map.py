@@ -129,7 +129,10 @@ class MapPoints:
         return ids
 
     def predict_level(self, ids: np.ndarray, dist: np.ndarray, scale_factor: float, n_levels: int) -> np.ndarray:
-        """(k,) pyramid level at which points ``ids`` should be detected from distance ``dist`` (k,) metres."""
+        """(k,) pyramid level at which points ``ids`` should be detected from distance ``dist`` (k,) metres (0 for
+        a single-scale extractor)."""
+        if n_levels <= 1 or scale_factor <= 1.0:
+            return np.zeros(len(ids), np.int64)
         ratio = self.max_dist[ids] / np.maximum(dist, 1e-9)
         level = np.ceil(np.log(np.maximum(ratio, 1e-9)) / np.log(scale_factor))
         return np.clip(level, 0, n_levels - 1).astype(np.int64)
