@@ -93,14 +93,16 @@ def test_detect_selects_the_best_k_with_unit_descriptors():
     p = features.max(dim=0)[0][everything.ij[:, 0], everything.ij[:, 1]].numpy()
     r = region[everything.ij[:, 0], everything.ij[:, 1]].numpy()
     assert np.array_equal(np.argsort(-everything.scores, kind='stable'), np.argsort(-(p * np.exp(r)), kind='stable'))
+    assert np.array_equal(everything.region, r.astype(np.float32))
     assert np.allclose(np.linalg.norm(best.descriptors, axis=1), 1.0, atol=1e-6)
     expected = features[:, best.ij[:, 0], best.ij[:, 1]].T.numpy()
     assert np.allclose(best.descriptors, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
     p_only = detect(features, None, max_keypoints=10_000)
     assert np.all(np.diff(p_only.scores) <= 0)
     assert sorted(map(tuple, p_only.ij)) == sorted(map(tuple, everything.ij))
+    assert np.array_equal(p_only.region, np.ones(len(p_only.ij), np.float32))
 
 
 def test_detect_on_a_flat_map_finds_nothing():
     found = detect(torch.zeros(8, 30, 40), torch.ones(30, 40), max_keypoints=100)
-    assert found.ij.shape == (0, 2) and found.descriptors.shape == (0, 8)
+    assert found.ij.shape == (0, 2) and found.descriptors.shape == (0, 8) and found.region.shape == (0,)

@@ -61,6 +61,7 @@ def test_features_on_a_real_pair_are_matchable(images, torch_rapnet):
         h, w = image.shape[:2]
         assert np.all((feats.keypoints >= 0) & (feats.keypoints <= [w - 1, h - 1]))
         assert feats.keypoints.max() > 160          # reported in the original 640x480 pixels
+        assert np.all(feats.weights > 0) and np.ptp(feats.weights) > 0   # R (softplus) at each keypoint
     pairs, dist = match_mutual(a.descriptors, b.descriptors, a.distance, ratio=1.0)
     assert len(pairs) > 0 and np.all(dist <= 2.0)
 
@@ -77,13 +78,14 @@ def test_onnx_runtime_agrees_with_pytorch(images, weight_files, name, caplog):
         assert np.array_equal(t.keypoints, o.keypoints)
         assert np.allclose(t.scores, o.scores, rtol=1e-4)
         assert np.abs(t.descriptors - o.descriptors).max() < 1e-4
+        assert np.allclose(t.weights, o.weights, rtol=1e-4)
 
 
 def test_rapnet_p_ranks_by_p_and_takes_base_net_files(images, weight_files):
     p_only = create_extractor('rapnet_p', {**FAST, 'weights': str(weight_files['base'])})
     assert p_only.preprocessing == 'torch'       # our base-stage file says so; D2-Net files say caffe
     feats = p_only.extract(images[0])
-    assert len(feats) > 10 and np.all(np.diff(feats.scores) <= 0)
+    assert len(feats) > 10 and np.all(np.diff(feats.scores) <= 0) and np.all(feats.weights == 1)
     with pytest.raises(ConfigError, match='no region head'):
         create_extractor('rapnet', {**FAST, 'weights': str(weight_files['base'])})
 

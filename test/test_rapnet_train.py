@@ -5,7 +5,7 @@ import torch
 
 from rapnet_loc.errors import ConfigError, DatasetError
 from rapnet_loc.rapnet.data import correspondences, load_frames, location_labels, sample_tuple
-from rapnet_loc.rapnet.losses import d2_triplet_loss, global_descriptor, ratio_loss, soft_detection
+from rapnet_loc.rapnet.losses import d2_triplet_loss, global_descriptor, info_nce_loss, ratio_loss, soft_detection
 from rapnet_loc.rapnet.train import TrainConfig, train
 from rapnet_loc.rapnet.weights import load_model
 
@@ -73,6 +73,20 @@ def test_d2_loss_vanishes_for_distinct_matched_descriptors():
     assert d2_triplet_loss(f, shuffled, pos, pos.double(), margin=0.1).item() > 0.05
 
 
+@pytest.mark.parametrize('radius, weighted', [(None, False), (0, False), (1, False), (1, True)])
+def test_info_nce_prefers_distinct_matches_and_rates_collapse_at_log_n(radius, weighted):
+    g = torch.Generator().manual_seed(1)
+    f = torch.randn(256, 12, 16, generator=g).abs()
+    pos = torch.stack(torch.meshgrid(torch.arange(2, 10, 2), torch.arange(2, 14, 2), indexing='ij'), -1).reshape(-1, 2)
+    assert info_nce_loss(f, f, pos, pos.double(), radius, weighted, temperature=0.02).item() < 1e-3
+    flat = torch.ones(8, 12, 16)
+    candidates = len(pos) if radius is None else 12 * 16 - 8 * radius     # a 3x3 box has 8 neighbours
+    loss = info_nce_loss(flat, flat, pos, pos.double(), radius, weighted).item()
+    assert loss == pytest.approx(np.log(candidates), abs=1e-4)
+    with pytest.raises(ConfigError, match='unknown base-stage loss'):
+        train(TrainConfig(data='unused', out='unused', loss='triplet'))
+
+
 def test_training_resumes_to_the_same_result(scene, tmp_path):
     common = dict(data=str(scene), width=0.125, max_edge=48, first=0, last=40, stride=10, checkpoint_every=2,
                   correspondences=64)
@@ -87,6 +101,8 @@ def test_training_resumes_to_the_same_result(scene, tmp_path):
     with pytest.raises(ConfigError, match='cannot resume.*max_edge'):
         train(TrainConfig(out=str(tmp_path / 'b'), steps=6, **{**common, 'max_edge': 64}), resume=True,
               progress=False)
+    with pytest.raises(ConfigError, match='at step 4 with --steps 3'):
+        train(TrainConfig(out=str(tmp_path / 'b'), steps=3, **common), resume=True, progress=False)
 
     region = train(TrainConfig(out=str(tmp_path / 'r'), stage='region', init=str(straight.weights), steps=2,
                                loc_distance=0.1, loc_angle=10.0, **{**common, 'last': 80}), progress=False)

@@ -1,9 +1,9 @@
-"""``rapnet-loc train-rapnet``: train RaP-Net on a posed RGB-D frame folder (7-Scenes layout), one stage a run.
+"""``rapnet-loc train-rapnet``: train RaP-Net on posed RGB-D frame folders (7-Scenes layout), one stage a run.
 
-Stage ``base`` (D2-Net loss) writes ``OUT/rapnet_wNNN_base.pt``; stage ``region`` (ratio loss, base net frozen,
-``--init`` the base file) writes ``OUT/rapnet_wNNN.pt``. Copy the latter to ``models/`` to make it the default
-weights of the ``rapnet`` extractor. ``OUT/train_state.pt`` is written every ``--checkpoint-every`` steps;
-``--resume`` continues from it. ``OUT/losses.csv`` lists the loss of each step.
+Stage ``base`` (D2-Net's loss or InfoNCE, ``--loss``) writes ``OUT/rapnet_wNNN_base.pt``; stage ``region`` (ratio
+loss, base net frozen, ``--init`` the base file) writes ``OUT/rapnet_wNNN.pt``. Copy the latter to ``models/`` to
+make it the default weights of the ``rapnet`` extractor. ``OUT/train_state.pt`` is written every
+``--checkpoint-every`` steps; ``--resume`` continues from it. ``OUT/losses.csv`` lists the loss of each step.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from rapnet_loc.rapnet.train import STAGES, TrainConfig, train
+from rapnet_loc.rapnet.train import BASE_LOSSES, STAGES, TrainConfig, train
 
 LOG = logging.getLogger(__name__)
 _TYPES = {'init': str, 'lr': float}
@@ -24,9 +24,13 @@ _HELP = {
     'steps': 'total optimisation steps', 'lr': 'Adam learning rate; None: 1e-4 (base) or 1e-3 (region)',
     'seed': 'random seed',
     'checkpoint_every': 'write the training state every N steps',
+    'loss': 'base: d2 (D2-Net), nce, dense-nce or d2-nce (InfoNCE against the other matches or every pixel; '
+            'd2-nce weights it by soft detection scores as D2-Net does; D2-Net\'s loss collapses a network trained '
+            'from scratch)',
     'max_gap': 'base: largest distance between the two frames of a pair, in used frames',
+    'crop': 'base: train on windows of CROP x CROP pixels around the correspondences (0: whole images)',
     'correspondences': 'base: correspondences per pair', 'margin': 'base: triplet margin',
-    'safe_radius': 'base: negatives are farther than this from the true match (pixels)',
+    'safe_radius': 'base (d2, dense-nce, d2-nce): negatives are farther than this from the true match (pixels)',
     'tuples': 'region: tuples per step', 'negatives': 'region: negatives per tuple',
     'loc_distance': 'region: location threshold in metres', 'loc_angle': 'region: location threshold in degrees',
 }
@@ -35,14 +39,15 @@ _HELP = {
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser('train-rapnet', help='train RaP-Net (base net or region head) on posed RGB-D frames',
                                    description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('data', help='7-Scenes-style frame folder (colour, depth, poses)')
+    parser.add_argument('data', nargs='+', help='7-Scenes-style frame folders (colour, depth, poses); several '
+                        'are trained on together')
     parser.add_argument('--out', required=True, help='output folder')
     for field in dataclasses.fields(TrainConfig):
         if field.name in ('data', 'out'):
             continue
         parser.add_argument(f'--{field.name.replace("_", "-")}', default=field.default, help=_HELP[field.name],
                             type=_TYPES.get(field.name, type(field.default)),
-                            choices=STAGES if field.name == 'stage' else None)
+                            choices={'stage': STAGES, 'loss': BASE_LOSSES}.get(field.name))
     parser.add_argument('--resume', action='store_true', help='continue from OUT/train_state.pt when present')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return parser

@@ -88,7 +88,7 @@ class RaPNet(FeatureExtractor):
                        float(self.conf['edge_ratio']))
         scale = np.array([rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0]])
         xy = (found.ij[:, ::-1] + 0.5) * scale - 0.5
-        return Features(xy, found.scores, found.descriptors, 'l2')
+        return Features(xy, found.scores, found.descriptors, 'l2', weights=found.region)
 
 
 @register('rapnet_p')

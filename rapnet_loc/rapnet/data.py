@@ -1,6 +1,10 @@
 """Training data from posed RGB-D frames in the 7-Scenes layout: small images, registered depth, pixel
 correspondences between two frames, and place labels ("locations") along the sequence.
 
+A folder may hold ``color-intrinsics.txt`` (the colour camera's K; default: 7-Scenes' ``COLOR_K``) and
+``camera-intrinsics.txt`` (the depth camera's; default: the colour K). Synthetic sequences are written in this
+layout by ``rapnet_loc.synth.frames``.
+
 Pixel positions are (i, j) = (row, column) of the training image; ``K`` are the colour intrinsics at its size.
 """
 from __future__ import annotations
@@ -15,6 +19,7 @@ from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.rapnet.preprocess import normalize, resize_max_edge
 
 DEPTH_INTRINSICS = 'camera-intrinsics.txt'
+COLOR_INTRINSICS = 'color-intrinsics.txt'
 
 
 @dataclass
@@ -48,7 +53,8 @@ def register_depth(depth: np.ndarray, K_depth: np.ndarray, K_color: np.ndarray, 
 
 def load_frames(path: str | Path, first: int, last: int, stride: int, max_edge: int) -> list[TrainFrame]:
     """Every ``stride``-th frame of 7-Scenes frames ``first``..``last``, shrunk to ``max_edge``."""
-    folder = SevenScenesFolder(path, first, last)
+    color_k = Path(path) / COLOR_INTRINSICS
+    folder = SevenScenesFolder(path, first, last, K=np.loadtxt(color_k) if color_k.is_file() else None)
     K_depth = np.loadtxt(folder.path / DEPTH_INTRINSICS) if (folder.path / DEPTH_INTRINSICS).is_file() else folder.K
     _, poses = folder.poses()
     frames = []
@@ -66,6 +72,24 @@ def load_frames(path: str | Path, first: int, last: int, stride: int, max_edge: 
     return frames
 
 
+def reproject(xy: np.ndarray, depth: np.ndarray, K_a: np.ndarray, K_b: np.ndarray, T_wc_a: np.ndarray,
+              T_wc_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (N, 2) ``(x, y)`` of camera a with depths (N,) metres (0: none) seen by camera b.
+
+    Returns:
+        (N, 2) pixel positions in b and (N,) depths in b; the depth is 0 where a had none or the point is not in
+        front of b (the position is then meaningless).
+    """
+    z = np.asarray(depth, dtype=np.float64)
+    rays = (xy - K_a[:2, 2]) / np.diag(K_a)[:2]
+    pts = np.stack([rays[:, 0] * z, rays[:, 1] * z, z, np.ones_like(z)])
+    pb = (np.linalg.inv(T_wc_b) @ T_wc_a @ pts)[:3]
+    front = (z > 0) & (pb[2] > 0)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        uv = (K_b[:2, :2] @ (pb[:2] / np.where(front, pb[2], 1.0)) + K_b[:2, 2:]).T
+    return uv, np.where(front, pb[2], 0.0)
+
+
 def correspondences(a: TrainFrame, b: TrainFrame, n: int, rng: np.random.Generator,
                     depth_tolerance: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``n`` pixels of ``a`` with depth, and where they fall in ``b``.
@@ -80,18 +104,36 @@ def correspondences(a: TrainFrame, b: TrainFrame, n: int, rng: np.random.Generat
     valid = np.flatnonzero(a.depth.ravel() > 0)
     pick = rng.choice(valid, min(len(valid), 4 * n), replace=False) if len(valid) else valid
     i, j = np.divmod(pick, w)
-    z = a.depth[i, j].astype(np.float64)
-    pts = np.stack([(j - a.K[0, 2]) / a.K[0, 0] * z, (i - a.K[1, 2]) / a.K[1, 1] * z, z, np.ones_like(z)])
-    pb = (np.linalg.inv(b.T_wc) @ a.T_wc @ pts)[:3]
-    with np.errstate(divide='ignore', invalid='ignore'):
-        jb = b.K[0, 0] * pb[0] / pb[2] + b.K[0, 2]
-        ib = b.K[1, 1] * pb[1] / pb[2] + b.K[1, 2]
-    ok = (pb[2] > 0) & (ib >= 0) & (ib <= h - 1) & (jb >= 0) & (jb <= w - 1)
+    xy, z = reproject(np.stack([j, i], 1).astype(np.float64), a.depth[i, j], a.K, b.K, a.T_wc, b.T_wc)
+    jb, ib = xy.T
+    ok = (z > 0) & (ib >= 0) & (ib <= h - 1) & (jb >= 0) & (jb <= w - 1)
     zb = np.zeros_like(z)
     zb[ok] = b.depth[np.rint(ib[ok]).astype(np.int64), np.rint(jb[ok]).astype(np.int64)]
-    ok &= (zb > 0) & (np.abs(zb - pb[2]) < depth_tolerance * pb[2])
+    ok &= (zb > 0) & (np.abs(zb - z) < depth_tolerance * z)
     keep = np.flatnonzero(ok)[:n]
     return np.stack([i[keep], j[keep]], 1), np.stack([ib[keep], jb[keep]], 1)
+
+
+def crop_pair(a: TrainFrame, b: TrainFrame, pos1: np.ndarray, pos2: np.ndarray, size: int, n: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Windows of at most ``size`` x ``size`` pixels of both images (as D2-Net trains), each centred as far as the
+    borders allow on the two ends of one random correspondence, and the correspondences inside both windows.
+
+    Args:
+        a, b: frames of the same size; pos1 (M, 2) int64 and pos2 (M, 2) float: ``correspondences(a, b)``, M >= 1.
+    Returns:
+        The windows of ``a.image`` and ``b.image``, (1, 3, h, w) each, and up to ``n`` correspondences as (K, 2)
+        int64 positions in window a and (K, 2) float64 positions in window b.
+    """
+    h, w = a.depth.shape
+    window = np.array([min(size, h), min(size, w)])
+    k = int(rng.integers(len(pos1)))
+    o1, o2 = (np.clip(np.rint(c - window / 2).astype(np.int64), 0, [h, w] - window) for c in (pos1[k], pos2[k]))
+    p1, p2 = pos1 - o1, pos2 - o2
+    keep = np.flatnonzero((p1 >= 0).all(1) & (p1 < window).all(1) & (p2 >= 0).all(1) & (p2 <= window - 1).all(1))[:n]
+    crop1 = a.image[..., o1[0]:o1[0] + window[0], o1[1]:o1[1] + window[1]]
+    crop2 = b.image[..., o2[0]:o2[0] + window[0], o2[1]:o2[1] + window[1]]
+    return crop1, crop2, p1[keep], p2[keep]
 
 
 def location_labels(T_wc: np.ndarray, max_distance: float, max_angle_deg: float) -> np.ndarray:

@@ -26,11 +26,13 @@ class Detections:
         ij: (K, 2) int64 (row, column) in the network input.
         scores: (K,) float64 selection scores.
         descriptors: (K, C) float32 L2-normalised ``F[:, i, j]``.
+        region: (K,) float32 region weight ``R[i, j]`` (1 when ranked by P alone).
     """
 
     ij: np.ndarray
     scores: np.ndarray
     descriptors: np.ndarray
+    region: np.ndarray
 
 
 def hard_detection(features: torch.Tensor, edge_ratio: float = EDGE_RATIO,
@@ -119,10 +121,12 @@ def detect(features: torch.Tensor, region: torch.Tensor | None, max_keypoints: i
     ij_np, p_np = ij.cpu().numpy(), p.cpu().numpy()
     kept = nms(ij_np, p_np, features.shape[1:], nms_radius)
     if len(kept) == 0:
-        return Detections(np.zeros((0, 2), np.int64), np.zeros(0), np.zeros((0, features.shape[0]), np.float32))
+        return Detections(np.zeros((0, 2), np.int64), np.zeros(0), np.zeros((0, features.shape[0]), np.float32),
+                          np.zeros(0, np.float32))
     r = None if region is None else region[ij[kept, 0], ij[kept, 1]].cpu().numpy()
     scores = rap_scores(p_np[kept], r)
     order = np.argsort(-scores, kind='stable')[:max_keypoints]
     pos = ij[torch.from_numpy(kept[order]).to(ij.device)]
     descriptors = F.normalize(features[:, pos[:, 0], pos[:, 1]].T, dim=1)
-    return Detections(ij_np[kept[order]], scores[order], descriptors.cpu().numpy())
+    region = np.ones(len(order), np.float32) if r is None else r[order].astype(np.float32)
+    return Detections(ij_np[kept[order]], scores[order], descriptors.cpu().numpy(), region)

@@ -1,5 +1,5 @@
-"""Training losses: D2-Net's detection-weighted triplet margin loss (base net) and RaP-Net's ratio loss on
-region-weighted global descriptors (region head)."""
+"""Training losses: D2-Net's detection-weighted triplet margin loss and InfoNCE (base net), and RaP-Net's ratio
+loss on region-weighted global descriptors (region head)."""
 from __future__ import annotations
 
 import torch
@@ -31,6 +31,13 @@ def sample(maps: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(maps[None], grid.view(1, 1, -1, 2).to(maps.dtype), align_corners=True)[0, :, 0].T
 
 
+def near_mask(center: torch.Tensor, h: int, w: int, radius: int) -> torch.Tensor:
+    """(N, H * W) bool: pixel (row-major) within ``radius`` (Chebyshev) of each (N, 2) int64 ``center`` (i, j)."""
+    i = torch.arange(h, device=center.device).repeat_interleave(w)
+    j = torch.arange(w, device=center.device).repeat(h)
+    return torch.maximum((center[:, None, 0] - i).abs(), (center[:, None, 1] - j).abs()) <= radius
+
+
 def d2_triplet_loss(f1: torch.Tensor, f2: torch.Tensor, pos1: torch.Tensor, pos2: torch.Tensor,
                     margin: float = 1.0, safe_radius: int = 4) -> torch.Tensor:
     """D2-Net's loss for one image pair.
@@ -51,17 +58,55 @@ def d2_triplet_loss(f1: torch.Tensor, f2: torch.Tensor, pos1: torch.Tensor, pos2
     d1 = all1[:, pos1[:, 0] * w + pos1[:, 1]].T
     d2 = F.normalize(sample(f2, pos2), dim=1)
     positive = 2 - 2 * (d1 * d2).sum(dim=1)
-    grid = torch.stack(torch.meshgrid(torch.arange(h, device=f1.device), torch.arange(w, device=f1.device),
-                                      indexing='ij'), -1).reshape(-1, 2)
 
     def hardest(desc: torch.Tensor, others: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
-        near = torch.maximum((center[:, None, 0] - grid[None, :, 0]).abs(),
-                             (center[:, None, 1] - grid[None, :, 1]).abs()) <= safe_radius
-        return (2 - 2 * desc @ others + 10.0 * near).min(dim=1)[0]
+        return (2 - 2 * desc @ others + 10.0 * near_mask(center, h, w, safe_radius)).min(dim=1)[0]
 
     negative = torch.minimum(hardest(d1, all2, p2), hardest(d2, all1, pos1))
     weight = s1 * s2
     return (weight * F.relu(margin + positive - negative)).sum() / weight.sum()
+
+
+def info_nce_loss(f1: torch.Tensor, f2: torch.Tensor, pos1: torch.Tensor, pos2: torch.Tensor,
+                  exclusion_radius: int | None = None, detection_weighted: bool = False,
+                  temperature: float = 0.1) -> torch.Tensor:
+    """Symmetric InfoNCE of one image pair: each descriptor at a correspondence must pick its true match
+    (cross-entropy of cosine / ``temperature``) among
+
+    - the N matched descriptors of the other image (``exclusion_radius`` None), or
+    - every pixel of the other image (dense), except those within ``exclusion_radius`` pixels (Chebyshev) of the
+      true match, which itself is the pixel nearest to it.
+
+    The two directions' cross-entropies are averaged per correspondence, then over the correspondences: plainly,
+    or with ``detection_weighted`` (dense only) with weights s1 * s2 (``soft_detection`` at the two ends), as
+    D2-Net weights its loss, which trains the detector to fire where descriptors match.
+
+    A collapsed network (one descriptor everywhere) costs log N (log H W) here, whereas D2-Net's loss rates it
+    at the margin and pulls a randomly initialised network there (``rapnet_loc.rapnet.train``).
+
+    Args:
+        f1, f2: (C, H, W) dense features; pos1: (N, 2) int64 positions in image 1; pos2: (N, 2) float in image 2.
+    """
+    c, h, w = f1.shape
+    d1 = F.normalize(f1[:, pos1[:, 0], pos1[:, 1]].T, dim=1)
+    d2 = F.normalize(sample(f2, pos2), dim=1)
+    if exclusion_radius is None:
+        logits = d1 @ d2.T / temperature
+        target = torch.arange(len(d1), device=d1.device)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    p2 = pos2.round().long()
+
+    def dense(desc: torch.Tensor, other: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+        target = center[:, 0] * w + center[:, 1]
+        logits = desc @ F.normalize(other.reshape(c, -1), dim=0) / temperature
+        excluded = near_mask(center, h, w, exclusion_radius)
+        excluded[torch.arange(len(center)), target] = False
+        return F.cross_entropy(logits.masked_fill(excluded, float('-inf')), target, reduction='none')
+    loss = (dense(d1, f2, p2) + dense(d2, f1, pos1)) / 2
+    if not detection_weighted:
+        return loss.mean()
+    weight = soft_detection(f1[None])[0][pos1[:, 0], pos1[:, 1]] * soft_detection(f2[None])[0][p2[:, 0], p2[:, 1]]
+    return (weight * loss).sum() / weight.sum()
 
 
 def global_descriptor(features: torch.Tensor, region: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
-"""RaP-Net training on posed RGB-D frames (7-Scenes layout), in the authors' two stages.
+"""RaP-Net training on posed RGB-D frames (7-Scenes layout, one or several folders), in the authors' two stages.
 
-- ``base``: the base net with D2-Net's loss (``losses.d2_triplet_loss``) on pixel correspondences between two
-  frames of the sequence (from depth and poses). Writes ``OUT/rapnet_wNNN_base.pt`` (base net only).
+- ``base``: the base net with D2-Net's loss (``losses.d2_triplet_loss``) or InfoNCE (``losses.info_nce_loss``) on
+  pixel correspondences between two frames of the sequence (from depth and poses), optionally on crops
+  (``data.crop_pair``). Writes ``OUT/rapnet_wNNN_base.pt`` (base net only).
 - ``region``: the region head, base net frozen (``init`` from the base stage or any RaP-Net/D2-Net weights),
   with the ratio loss (``losses.ratio_loss``) on region-weighted global descriptors of (anchor, positive,
   negatives) tuples drawn from place labels (``data.location_labels``). Writes ``OUT/rapnet_wNNN.pt``.
@@ -9,6 +10,9 @@
 Training is resumable: ``OUT/train_state.pt`` holds the model, the optimiser, the step, the random generators'
 states and the loss history, written every ``checkpoint_every`` steps; ``resume=True`` continues from it and gives
 the same result as an uninterrupted run. ``OUT/losses.csv`` lists the loss of every step.
+
+With several folders (sources), each base-stage pair is drawn from one source, chosen in proportion to its frame
+count; locations are labelled per source, so a tuple's negatives may come from any source.
 """
 from __future__ import annotations
 
@@ -23,17 +27,20 @@ from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError, DatasetError
 from rapnet_loc.io.atomic import atomic_write
-from rapnet_loc.rapnet.data import TrainFrame, correspondences, load_frames, location_labels, sample_tuple
-from rapnet_loc.rapnet.losses import d2_triplet_loss, global_descriptor, ratio_loss
+from rapnet_loc.rapnet.data import (TrainFrame, correspondences, crop_pair, load_frames, location_labels,
+                                   sample_tuple)
+from rapnet_loc.rapnet.losses import d2_triplet_loss, global_descriptor, info_nce_loss, ratio_loss
 from rapnet_loc.rapnet.model import RapNet
 from rapnet_loc.rapnet.weights import default_weights_name, load_model, random_model, save_weights
 
 LOG = logging.getLogger(__name__)
 STAGES = ('base', 'region')
+BASE_LOSSES = ('d2', 'nce', 'dense-nce', 'd2-nce')
 LEARNING_RATES = {'base': 1e-4, 'region': 1e-3}   # base: 1e-3 collapses the descriptors when training from scratch
 STATE_FILE = 'train_state.pt'
 MIN_CORRESPONDENCES = 16
 _PAIR_TRIES = 20
+_CROP_OVERSAMPLE = 4     # correspondences drawn over the whole image per one kept inside the crops
 
 
 @dataclass
@@ -41,18 +48,24 @@ class TrainConfig:
     """Training options (``rapnet-loc train-rapnet`` flags of the same names).
 
     Attributes:
-        data, out: 7-Scenes-style frame folder; output folder.
+        data, out: 7-Scenes-style frame folder, or a list of them (sources); output folder.
         stage: ``'base'`` or ``'region'``; init: weights to start from (required for ``region``).
         width, max_edge: network width multiplier; longer edge of the training images.
-        first, last, stride: frames used (file numbers, inclusive) and the step between them.
+        first, last, stride: frames used in each source (file numbers, inclusive) and the step between them.
         steps, lr, seed, checkpoint_every: optimisation (Adam; lr None: the stage's ``LEARNING_RATES``).
-        max_gap, correspondences, margin, safe_radius: base stage: pairs are at most ``max_gap`` used frames
-            apart; correspondences per pair; triplet margin; negatives' exclusion radius in pixels.
+        loss: base stage: ``'d2'`` (D2-Net's loss), ``'nce'``, ``'dense-nce'`` or ``'d2-nce'``
+            (``losses.info_nce_loss`` with the other correspondences, or every pixel farther than ``safe_radius``
+            as negatives; ``d2-nce`` weights that by D2-Net's soft detection scores, as D2-Net does). D2-Net's loss
+            collapses the descriptors of a network trained from scratch (every descriptor alike); InfoNCE does not.
+        max_gap, crop, correspondences, margin, safe_radius: base stage: pairs are at most ``max_gap`` used frames
+            apart; both images are cut to ``crop`` x ``crop`` windows around the correspondences (0: whole
+            images); correspondences per pair; triplet margin (d2); negatives' exclusion radius in pixels (d2,
+            dense-nce, d2-nce).
         tuples, negatives, loc_distance, loc_angle: region stage: tuples per step, negatives per tuple, location
             thresholds (metres, degrees).
     """
 
-    data: str
+    data: str | list[str]
     out: str
     stage: str = 'base'
     init: str | None = None
@@ -65,7 +78,9 @@ class TrainConfig:
     lr: float | None = None
     seed: int = 0
     checkpoint_every: int = 25
+    loss: str = 'd2'
     max_gap: int = 3
+    crop: int = 0
     correspondences: int = 256
     margin: float = 1.0
     safe_radius: int = 4
@@ -105,20 +120,47 @@ def _model(cfg: TrainConfig) -> tuple[RapNet, list[torch.nn.Parameter]]:
     return model.train(), list(model.region.parameters())
 
 
-def _base_loss(model: RapNet, frames: list[TrainFrame], cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+def _sources(cfg: TrainConfig) -> list[list[TrainFrame]]:
+    """The training frames of each source folder."""
+    folders = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
+    return [load_frames(folder, cfg.first, cfg.last, cfg.stride, cfg.max_edge) for folder in folders]
+
+
+def _place_labels(sources: list[list[TrainFrame]], cfg: TrainConfig) -> np.ndarray:
+    """(N,) location labels of the frames of all sources in order, distinct across sources."""
+    labels, offset = [], 0
+    for frames in sources:
+        labels.append(location_labels(np.array([f.T_wc for f in frames]), cfg.loc_distance, cfg.loc_angle) + offset)
+        offset = labels[-1].max() + 1
+    return np.concatenate(labels)
+
+
+def _base_loss(model: RapNet, sources: list[list[TrainFrame]], cfg: TrainConfig,
+               rng: np.random.Generator) -> torch.Tensor:
+    sizes = np.array([len(frames) for frames in sources])
     for _ in range(_PAIR_TRIES):
+        frames = sources[int(rng.choice(len(sources), p=sizes / sizes.sum()))]
         a = int(rng.integers(len(frames)))
         b = int(np.clip(a + rng.choice([-1, 1]) * rng.integers(1, cfg.max_gap + 1), 0, len(frames) - 1))
         if a == b:
             continue
-        pos1, pos2 = correspondences(frames[a], frames[b], cfg.correspondences, rng)
+        pos1, pos2 = correspondences(frames[a], frames[b], cfg.correspondences * (_CROP_OVERSAMPLE if cfg.crop else 1),
+                                     rng)
+        image1, image2 = frames[a].image, frames[b].image
+        if cfg.crop and len(pos1):
+            image1, image2, pos1, pos2 = crop_pair(frames[a], frames[b], pos1, pos2, cfg.crop, cfg.correspondences,
+                                                   rng)
         if len(pos1) >= MIN_CORRESPONDENCES:
             break
     else:
         raise DatasetError(f'found no frame pair with {MIN_CORRESPONDENCES} depth correspondences in '
                            f'{_PAIR_TRIES} tries: check the depth images and poses of {cfg.data}')
-    f = model.backbone(torch.from_numpy(np.concatenate([frames[a].image, frames[b].image])))
-    return d2_triplet_loss(f[0], f[1], torch.from_numpy(pos1), torch.from_numpy(pos2), cfg.margin, cfg.safe_radius)
+    f = model.backbone(torch.from_numpy(np.concatenate([image1, image2])))
+    pos1, pos2 = torch.from_numpy(pos1), torch.from_numpy(pos2)
+    if cfg.loss != 'd2':
+        return info_nce_loss(f[0], f[1], pos1, pos2, None if cfg.loss == 'nce' else cfg.safe_radius,
+                             cfg.loss == 'd2-nce')
+    return d2_triplet_loss(f[0], f[1], pos1, pos2, cfg.margin, cfg.safe_radius)
 
 
 def _region_loss(model: RapNet, frames: list[TrainFrame], labels: np.ndarray, cfg: TrainConfig,
@@ -161,23 +203,29 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     """Run (or, with ``resume``, continue) one training stage; write the training state and the weights."""
     if cfg.stage not in STAGES:
         raise ConfigError(f'unknown training stage {cfg.stage!r}; expected one of {", ".join(STAGES)}')
+    if cfg.loss not in BASE_LOSSES:
+        raise ConfigError(f'unknown base-stage loss {cfg.loss!r}; expected one of {", ".join(BASE_LOSSES)}')
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    frames = load_frames(cfg.data, cfg.first, cfg.last, cfg.stride, cfg.max_edge)
+    sources = _sources(cfg)
+    frames = [f for source in sources for f in source]
     labels = None
     if cfg.stage == 'region':
-        labels = location_labels(np.array([f.T_wc for f in frames]), cfg.loc_distance, cfg.loc_angle)
+        labels = _place_labels(sources, cfg)
         LOG.info('%d frames in %d locations', len(frames), labels.max() + 1)
     model, params = _model(cfg)
     optimizer = torch.optim.Adam(params, lr=cfg.lr or LEARNING_RATES[cfg.stage])
     state_path, step, losses = out / STATE_FILE, 0, []
     if resume and state_path.is_file():
         step, losses = _resume(state_path, cfg, model, optimizer, rng)
+        if step > cfg.steps:
+            raise ConfigError(f'cannot resume {state_path} at step {step} with --steps {cfg.steps}: give {step} to '
+                              f'stop there, or more')
         LOG.info('resuming from %s at step %d', state_path, step)
     bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc=f'train {cfg.stage}', disable=not progress)
     for step in bar:
-        loss = (_base_loss(model, frames, cfg, rng) if labels is None else
+        loss = (_base_loss(model, sources, cfg, rng) if labels is None else
                 _region_loss(model, frames, labels, cfg, rng))
         optimizer.zero_grad()
         loss.backward()
@@ -187,7 +235,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             _save_state(state_path, model, optimizer, step + 1, losses, rng, cfg)
     name = default_weights_name(cfg.width).replace('.pt', '_base.pt' if cfg.stage == 'base' else '.pt')
-    meta = {'stage': cfg.stage, 'steps': cfg.steps, 'data': str(cfg.data), 'frames': f'{cfg.first}-{cfg.last}',
+    meta = {'stage': cfg.stage, 'loss': cfg.loss if cfg.stage == 'base' else 'ratio', 'init': cfg.init,
+            'steps': cfg.steps, 'data': str(cfg.data), 'frames': f'{cfg.first}-{cfg.last}',
             'max_edge': cfg.max_edge, 'seed': cfg.seed, 'final_loss': losses[-1] if losses else None}
     weights = save_weights(out / name, model.eval(), 'torch', meta)
     return TrainResult(losses, weights, state_path)

@@ -1,0 +1,110 @@
+"""Matching accuracy on 7-Scenes redkitchen frames that RaP-Net training never saw (300-499), per extractor.
+
+Pairs are (i, i + gap) for i = FIRST, FIRST + STEP, ... with i + gap <= LAST. Both extractors run on the
+640x480 colour images (each at its own ``max_edge``; keypoints in 640x480 pixels) and are matched by mutual nearest
+neighbours without a ratio test (``rapnet_loc.features.matching.match_mutual``). Ground truth: the keypoint of
+frame i is lifted with its depth (the depth camera's intrinsics, ``rapnet_loc.rapnet.data.register_depth``) and
+the ground-truth poses, and projected into frame i + gap with the colour intrinsics. A match is correct at t px
+when the matched keypoint lies within t px of that projection. Matches without depth in frame i cannot be checked
+and are left out of the accuracy (their share is printed). MMA@t is the mean over pairs of the share of correct
+matches.
+
+    python benchmarks/bench_matching.py [--gaps 10 30] [--step 10] [--edges 320 640] [--variants rapnet rapnet_p]
+"""
+import argparse
+import logging
+import os
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from rapnet_loc.features import create_extractor
+from rapnet_loc.features.base import Features
+from rapnet_loc.features.matching import match_mutual
+from rapnet_loc.io.sevenscenes import SevenScenesFolder
+from rapnet_loc.rapnet.data import DEPTH_INTRINSICS, register_depth, reproject
+
+DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / '7scenes-redkitchen-seq01-dev'
+THRESHOLDS = (1, 3, 5)
+
+
+def pair_errors(fa: Features, fb: Features, depth_a: np.ndarray, K: np.ndarray, T_a: np.ndarray,
+                T_b: np.ndarray, ratio: float = 1.0) -> tuple[int, np.ndarray]:
+    """Mutual-NN matches of a pair (with a ``ratio`` test): their count and the (M,) reprojection errors (px) of
+    those with depth."""
+    pairs, _ = match_mutual(fa.descriptors, fb.descriptors, fa.distance, ratio=ratio)
+    xy = fa.keypoints[pairs[:, 0]].astype(np.float64)
+    col, row = (np.clip(np.rint(xy[:, k]).astype(np.int64), 0, depth_a.shape[1 - k] - 1) for k in (0, 1))
+    uv, z = reproject(xy, depth_a[row, col], K, K, T_a, T_b)
+    ok = z > 0
+    return len(pairs), np.linalg.norm(uv[ok] - fb.keypoints[pairs[ok, 1]], axis=1)
+
+
+def evaluate(name: str, conf: dict, frames: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], K: np.ndarray,
+             gaps: list[int], step: int, first: int) -> list[dict]:
+    """One row per gap: MMA at ``THRESHOLDS``, matches and keypoints per pair, checked share, ms per frame, and
+    the median error of the matches that pass a 0.7 ratio test (nearly all right: the ground truth's own error)."""
+    extractor = create_extractor(name, conf)
+    features, seconds = {}, []
+    for i, (color, _, _) in frames.items():
+        start = time.perf_counter()
+        features[i] = extractor.extract(color)
+        seconds.append(time.perf_counter() - start)
+    rows = []
+    for gap in gaps:
+        pairs = [(i, i + gap) for i in range(first, max(frames) - gap + 1, step)]
+        acc, matches, checked, strict = [], [], [], []
+        for a, b in pairs:
+            n, err = pair_errors(features[a], features[b], frames[a][1], K, frames[a][2], frames[b][2])
+            acc.append([np.mean(err <= t) if len(err) else 0.0 for t in THRESHOLDS])
+            matches.append(n)
+            checked.append(len(err) / max(n, 1))
+            strict.append(pair_errors(features[a], features[b], frames[a][1], K, frames[a][2], frames[b][2], 0.7)[1])
+        rows.append({'extractor': name, 'gap': gap, 'pairs': len(pairs), 'mma': np.mean(acc, axis=0),
+                     'matches': np.mean(matches), 'checked': np.mean(checked),
+                     'keypoints': np.mean([len(f) for f in features.values()]), 'ms': 1e3 * np.median(seconds),
+                     'strict_median': np.median(np.concatenate(strict))})
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--data', type=Path, default=DATA)
+    parser.add_argument('--first', type=int, default=300)
+    parser.add_argument('--last', type=int, default=499)
+    parser.add_argument('--gaps', type=int, nargs='+', default=[10, 30])
+    parser.add_argument('--step', type=int, default=10, help='frames between the first frames of two pairs')
+    parser.add_argument('--edges', type=int, nargs='*', default=[320], help='max_edge of the RaP-Net runs (none: orb)')
+    parser.add_argument('--variants', nargs='+', default=['rapnet'], choices=['rapnet', 'rapnet_p'])
+    parser.add_argument('--weights', help='RaP-Net weights (default: the shipped file)')
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    folder = SevenScenesFolder(args.data, args.first, args.last)
+    _, poses = folder.poses()
+    K_depth = np.loadtxt(folder.path / DEPTH_INTRINSICS)
+    wanted = {i for gap in args.gaps for a in range(args.first, args.last - gap + 1, args.step) for i in (a, a + gap)}
+    frames = {f.index: (f.color, register_depth(f.depth, K_depth, folder.K, f.depth.shape, 1.0), poses[n])
+              for n, f in enumerate(folder) if f.index in wanted}
+    runs = [('orb', {'max_keypoints': 1000})] + [
+        (name, {'max_edge': edge, **({'weights': args.weights} if args.weights else {})})
+        for edge in args.edges for name in args.variants]
+    print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average '
+          f'{os.getloadavg()[0]:.1f}; frames {args.first}-{args.last}, {len(frames)} images, mutual NN, no ratio test')
+    print('| extractor | input | gap | pairs | MMA@1 | MMA@3 | MMA@5 | matches/pair | with depth | keypoints '
+          '| ms/frame | median error, ratio 0.7 |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    for name, conf in runs:
+        size = 'ORB, 640x480, 1000 features' if name == 'orb' else f'max_edge {conf["max_edge"]}'
+        for r in evaluate(name, conf, frames, folder.K, args.gaps, args.step, args.first):
+            mma = ' | '.join(f'{m:.3f}' for m in r['mma'])
+            print(f'| {name} | {size} | {r["gap"]} | {r["pairs"]} | {mma} | {r["matches"]:.0f} | '
+                  f'{100 * r["checked"]:.0f} % | {r["keypoints"]:.0f} | {r["ms"]:.0f} | {r["strict_median"]:.1f} px |',
+                  flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

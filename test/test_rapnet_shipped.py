@@ -1,0 +1,56 @@
+"""The shipped RaP-Net weights (models/): found with no options, small enough, trained, and better than random."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rapnet_loc.features import create_extractor
+from rapnet_loc.features.matching import match_mutual
+from rapnet_loc.io.sevenscenes import SevenScenesFolder
+from rapnet_loc.rapnet.data import DEPTH_INTRINSICS, register_depth, reproject
+from rapnet_loc.rapnet.export import export_onnx
+from rapnet_loc.rapnet.weights import load_model, read_checkpoint
+
+MAX_SHIPPED_BYTES = 25 * 2**20
+
+
+@pytest.fixture(scope='module')
+def shipped(repo_root):
+    return repo_root / 'models' / 'rapnet_w025.pt'
+
+
+def test_default_extractors_load_the_shipped_file(shipped):
+    assert sum(p.stat().st_size for p in shipped.parent.iterdir()) <= MAX_SHIPPED_BYTES
+    for name in ('rapnet', 'rapnet_p'):
+        assert Path(create_extractor(name).runner.info.path) == shipped
+    config = read_checkpoint(shipped)[1]
+    assert config['width'] == 0.25 and config['preprocessing'] == 'torch'
+
+
+def correct_matches(extractor, folder: SevenScenesFolder, first: int, second: int, pixels: float) -> int:
+    """Mutual matches between two 7-Scenes frames that land within ``pixels`` of the ground-truth position."""
+    frames = {f.index: f for f in folder if f.index in (first, second)}
+    _, poses = folder.poses()
+    a, b = (extractor.extract(frames[i].color) for i in (first, second))
+    pairs, _ = match_mutual(a.descriptors, b.descriptors, 'l2', ratio=1.0)
+    depth = register_depth(frames[first].depth, np.loadtxt(folder.path / DEPTH_INTRINSICS), folder.K, (480, 640), 1.0)
+    xy = a.keypoints[pairs[:, 0]].astype(np.float64)
+    uv, z = reproject(xy, depth[np.rint(xy[:, 1]).astype(int), np.rint(xy[:, 0]).astype(int)], folder.K, folder.K,
+                      poses[first - folder.indices[0]], poses[second - folder.indices[0]])
+    return int(np.sum(np.linalg.norm(uv - b.keypoints[pairs[:, 1]], axis=1)[z > 0] <= pixels))
+
+
+def test_shipped_weights_find_more_right_matches_on_held_out_frames_than_random_ones(shared_data):
+    folder = SevenScenesFolder(shared_data / '7scenes-redkitchen-seq01-dev', 300, 310)
+    trained = correct_matches(create_extractor('rapnet', {'max_edge': 320}), folder, 300, 310, 5.0)
+    random = correct_matches(create_extractor('rapnet', {'max_edge': 320, 'random_init': True}), folder, 300, 310, 5.0)
+    assert trained > 3 * random, (trained, random)
+
+
+def test_onnx_export_of_the_shipped_weights_agrees_with_pytorch(shipped, shared_data, tmp_path):
+    onnx = export_onnx(*load_model(shipped), tmp_path / 'rapnet_w025.onnx').path
+    image = next(iter(SevenScenesFolder(shared_data / '7scenes-redkitchen-seq01-dev', 450, 450))).color
+    t = create_extractor('rapnet', {'max_edge': 160}).extract(image)
+    o = create_extractor('rapnet', {'max_edge': 160, 'backend': 'onnx', 'weights': str(onnx)}).extract(image)
+    assert len(t) > 10 and np.array_equal(t.keypoints, o.keypoints)
+    assert np.abs(t.descriptors - o.descriptors).max() < 1e-4
