@@ -1,7 +1,9 @@
-"""Shared fixtures: the repository root and the read-only ``../shared/data`` folder (skips when absent)."""
+"""Shared fixtures: the repository root, the read-only ``../shared/data`` folder (skips when absent) and a short
+synthetic sequence."""
 from pathlib import Path
 
 import pytest
+from synthscene import office_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,3 +20,9 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f'shared test data not found at {path} (only present in the development checkout)')
     return path
+
+
+@pytest.fixture(scope='module')
+def office_sequence(tmp_path_factory):
+    """Camera info and the 40 RGB-D frames of a short synthetic sequence (``synthscene.office_frames``)."""
+    return office_frames(tmp_path_factory.mktemp('synth'), 40)

@@ -7,14 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from synthscene import office_frames
 
 from rapnet_loc.geometry import invert
-from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.slam import SlamConfig, System
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.map_io import load_map, save_map
 from rapnet_loc.slam.triangulation import View, epipolar_match, triangulate
-from rapnet_loc.synth import Challenges, generate
 
 CAMERA = Camera(525.0, 525.0, 319.5, 239.5, 640, 480)
 SCALE = 1.2
@@ -89,11 +88,7 @@ CONFIG = {'features': {'name': 'orb', 'conf': {'max_keypoints': 500}},
 def sequence(tmp_path_factory):
     """Camera info and RGB-D frames of a short synthetic sequence (320x240, every challenge off) played forwards
     then backwards (stamps increasing at 30 Hz): the way back revisits every view of the way out."""
-    out = tmp_path_factory.mktemp('synth')
-    summary = generate(out, scene='office', sequences=1, frames=FRAMES, width=320, height=240, seed=2,
-                       challenges=Challenges.none(), compression='none', progress=False)
-    with OpenLORISBag(summary.bags[0]) as bag:
-        camera, frames = bag.camera_info(), list(bag.rgbd_frames())
+    camera, frames = office_frames(tmp_path_factory.mktemp('synth'), FRAMES)
     t0 = frames[0].stamp_ns
     return camera, [replace(f, stamp_ns=t0 + i * 33_333_333) for i, f in enumerate(frames + frames[::-1])]
 

@@ -7,30 +7,18 @@ import numpy as np
 import pytest
 
 from rapnet_loc.errors import MapFormatError
-from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.slam import SlamConfig, System
 from rapnet_loc.slam import map_io
 from rapnet_loc.slam.map import Map
 from rapnet_loc.slam.map_io import load_map, save_map
-from rapnet_loc.synth import Challenges, generate
 
-FRAMES = 40
-
-
-@pytest.fixture(scope='module')
-def sequence(tmp_path_factory):
-    """Camera info and the RGB-D frames of a short synthetic sequence (320x240, every challenge off)."""
-    out = tmp_path_factory.mktemp('synth')
-    summary = generate(out, scene='office', sequences=1, frames=FRAMES, width=320, height=240, seed=2,
-                       challenges=Challenges.none(), compression='none', progress=False)
-    with OpenLORISBag(summary.bags[0]) as bag:
-        return bag.camera_info(), list(bag.rgbd_frames())
+FRAMES = 40    # the office_sequence fixture (conftest.py)
 
 
 @pytest.fixture(scope='module')
-def slam(sequence):
+def slam(office_sequence):
     """A ``System`` after tracking the sequence (its map has several keyframes)."""
-    camera, frames = sequence
+    camera, frames = office_sequence
     config = SlamConfig.from_dict({'features': {'name': 'orb', 'conf': {'max_keypoints': 600}},
                                    'tracking': {'close_depth': 2.5}})
     system = System(camera, config)
@@ -187,8 +175,8 @@ def test_empty_map_is_not_saved(slam, tmp_path):
     assert not (tmp_path / 'empty.map').exists()
 
 
-def test_localization_mode_relocalizes_and_leaves_the_map_alone(sequence, slam, saved):
-    camera, frames = sequence
+def test_localization_mode_relocalizes_and_leaves_the_map_alone(office_sequence, slam, saved):
+    camera, frames = office_sequence
     loaded = load_map(saved)
     n_points = len(loaded.map.points)
     system = System(camera, loaded.settings(), slam_map=loaded.map)

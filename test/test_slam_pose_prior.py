@@ -4,11 +4,8 @@ import numpy as np
 import pytest
 
 from rapnet_loc.geometry import invert
-from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.slam import SlamConfig, System
-from rapnet_loc.synth import Challenges, generate
 
-FRAMES = 40
 CONFIG = {'features': {'name': 'orb', 'conf': {'max_keypoints': 600}}, 'tracking': {'close_depth': 2.5}}
 
 
@@ -18,27 +15,17 @@ def no_candidates(slam_map, frame, n):
 
 
 @pytest.fixture(scope='module')
-def sequence(tmp_path_factory):
-    """Camera info and the RGB-D frames of a short synthetic sequence (320x240, every challenge off)."""
-    out = tmp_path_factory.mktemp('synth')
-    summary = generate(out, scene='office', sequences=1, frames=FRAMES, width=320, height=240, seed=2,
-                       challenges=Challenges.none(), compression='none', progress=False)
-    with OpenLORISBag(summary.bags[0]) as bag:
-        return bag.camera_info(), list(bag.rgbd_frames())
-
-
-@pytest.fixture(scope='module')
-def mapped(sequence):
-    """A ``System`` that tracked the whole sequence, and the camera pose (4, 4) it found for every frame."""
-    camera, frames = sequence
+def mapped(office_sequence):
+    """A ``System`` that tracked the whole office_sequence, and the camera pose (4, 4) it found for every frame."""
+    camera, frames = office_sequence
     system = System(camera, SlamConfig.from_dict(CONFIG))
     poses = [system.process(frame).T_wc for frame in frames]
     assert all(T is not None for T in poses)
     return system, poses
 
 
-def localizer(sequence, mapped):
-    camera, _ = sequence
+def localizer(office_sequence, mapped):
+    camera, _ = office_sequence
     system, _ = mapped
     return System(camera, system.config, candidates=no_candidates, slam_map=system.map)
 
@@ -52,10 +39,10 @@ def offset(T_wc, dx, yaw_deg=0.0):
     return T_wc @ delta
 
 
-def test_prior_relocalizes_where_place_recognition_finds_nothing(sequence, mapped):
-    _, frames = sequence
+def test_prior_relocalizes_where_place_recognition_finds_nothing(office_sequence, mapped):
+    _, frames = office_sequence
     _, poses = mapped
-    system = localizer(sequence, mapped)
+    system = localizer(office_sequence, mapped)
     assert system.process(frames[25]).state == 'lost'
     system.set_pose_prior(offset(poses[26], 0.2, yaw_deg=10))
     result = system.process(frames[26])
@@ -64,17 +51,17 @@ def test_prior_relocalizes_where_place_recognition_finds_nothing(sequence, mappe
     assert system.process(frames[27]).state == 'ok'
 
 
-def test_prior_looking_elsewhere_is_ignored(sequence, mapped):
-    _, frames = sequence
+def test_prior_looking_elsewhere_is_ignored(office_sequence, mapped):
+    _, frames = office_sequence
     _, poses = mapped
-    system = localizer(sequence, mapped)
+    system = localizer(office_sequence, mapped)
     system.set_pose_prior(offset(poses[26], 0.0, yaw_deg=180))
     assert system.process(frames[26]).state == 'lost'
     assert system.process(frames[27]).state == 'lost', 'the prior is used by one frame only'
 
 
-def test_prior_before_the_first_frame_places_the_map(sequence, mapped):
-    camera, frames = sequence
+def test_prior_before_the_first_frame_places_the_map(office_sequence, mapped):
+    camera, frames = office_sequence
     _, poses = mapped
     prior = offset(np.eye(4), 1.5, yaw_deg=30)
     prior[:3, 3] += [0.0, -0.4, 2.0]
@@ -86,8 +73,8 @@ def test_prior_before_the_first_frame_places_the_map(sequence, mapped):
         assert np.allclose(invert(prior) @ T, T_ref, atol=1e-3)
 
 
-def test_prior_must_be_a_finite_pose(sequence):
-    camera, _ = sequence
+def test_prior_must_be_a_finite_pose(office_sequence):
+    camera, _ = office_sequence
     system = System(camera)
     bad = np.eye(4)
     bad[0, 3] = np.nan
@@ -96,8 +83,8 @@ def test_prior_must_be_a_finite_pose(sequence):
             system.set_pose_prior(value)
 
 
-def test_features_from_elsewhere_track_like_images(sequence, mapped):
-    camera, frames = sequence
+def test_features_from_elsewhere_track_like_images(office_sequence, mapped):
+    camera, frames = office_sequence
     _, poses = mapped
     system = System(camera, SlamConfig.from_dict(CONFIG))
     extractor = system.extractor
