@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError, TopicError, TrajectoryFormatError
-from rapnet_loc.geometry import find_chain, invert
+from rapnet_loc.geometry import find_chain
 from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
