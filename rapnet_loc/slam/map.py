@@ -176,14 +176,16 @@ class Map:
     def create_points(self, kf: KeyFrame, kp_index: np.ndarray) -> np.ndarray:
         """New map points from the depth of keypoints ``kp_index`` (k,) of ``kf``; their ids (k,)."""
         T_wc = kf.T_wc
-        return self.add_points(kf, kp_index, kf.frame.points_c[kp_index] @ T_wc[:3, :3].T + T_wc[:3, 3])
+        ids = self.add_points(kf, kp_index, kf.frame.points_c[kp_index] @ T_wc[:3, :3].T + T_wc[:3, 3])
+        self.update_geometry(ids)
+        return ids
 
     def add_points(self, kf: KeyFrame, kp_index: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """New map points at ``positions`` (k, 3), created and observed by keypoints ``kp_index`` (k,) of ``kf``
-        (their descriptors); their ids (k,)."""
+        (their descriptors); their ids (k,). Their normals and distance ranges are left to ``update_geometry``,
+        once every observation is added."""
         ids = self.points.add(positions, kf.frame.features.descriptors[kp_index], kf.id)
         self.add_observations(kf, kp_index, ids)
-        self.update_geometry(ids)
         return ids
 
     def erase_points(self, ids: np.ndarray) -> None:
