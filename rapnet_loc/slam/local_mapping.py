@@ -4,19 +4,19 @@ Steps: refresh the descriptors, normals and distance ranges of the points the ke
 covisibility edges; cull recently created points that tracking rarely finds or that no second keyframe observes;
 triangulate new points with its best covisible keyframes (``rapnet_loc.slam.triangulation``); search the points
 of those keyframes in its free keypoints and its points in theirs (ORB-SLAM2's fusion, without merging duplicates:
-only keypoints without a point take one); local bundle
-adjustment of the keyframe, its best covisible keyframes and the points they see, with the other keyframes that see
-those points held fixed (as is keyframe 0, which anchors the map); cull redundant covisible keyframes.
+only keypoints without a point take one); local bundle adjustment of the keyframe, its best covisible keyframes
+and the points they see, with the other keyframes that see those points held fixed (as is keyframe 0, which anchors
+the map); cull redundant covisible keyframes.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from rapnet_loc.features.matching import search_by_projection
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.slam.optimizer import BundleProblem, bundle_adjust
-from rapnet_loc.features.matching import search_by_projection
 from rapnet_loc.slam.triangulation import View, epipolar_match, reprojects, triangulate
 
 FUSE_RADIUS = 3.0          # pixels at level 0 of the projection search when fusing (ORB-SLAM2 ``Fuse``)

@@ -72,13 +72,11 @@ def epipolar_match(v1: View, v2: View, camera: Camera, distance: str, max_distan
 def _points(v1: View, v2: View, i: np.ndarray, j: np.ndarray, camera: Camera) -> np.ndarray:
     """(M, 3) world points of the pairs (``i``, ``j``), NaN where there is too little parallax to place them."""
     K = camera.K
-    rays1 = (np.c_[v1.uv[i], np.ones(len(i))] @ np.linalg.inv(K).T) @ v1.T_cw[:3, :3]
-    rays2 = (np.c_[v2.uv[j], np.ones(len(j))] @ np.linalg.inv(K).T) @ v2.T_cw[:3, :3]
+    rays1, rays2 = (camera.backproject(v.uv[k], np.ones(len(k))) @ v.T_cw[:3, :3] for v, k in ((v1, i), (v2, j)))
     cos_rays = (rays1 * rays2).sum(1) / (np.linalg.norm(rays1, axis=1) * np.linalg.norm(rays2, axis=1))
     baseline = camera.bf / camera.fx
-    with np.errstate(divide='ignore', invalid='ignore'):
-        cos_depth1 = np.where(v1.depth[i] > 0, np.cos(2 * np.arctan2(baseline / 2, v1.depth[i])), 2.0)
-        cos_depth2 = np.where(v2.depth[j] > 0, np.cos(2 * np.arctan2(baseline / 2, v2.depth[j])), 2.0)
+    cos_depth1 = np.where(v1.depth[i] > 0, np.cos(2 * np.arctan2(baseline / 2, v1.depth[i])), 2.0)
+    cos_depth2 = np.where(v2.depth[j] > 0, np.cos(2 * np.arctan2(baseline / 2, v2.depth[j])), 2.0)
     cos_depth = np.minimum(cos_depth1, cos_depth2)
     out = np.full((len(i), 3), np.nan)
     tri = (cos_rays > 0) & (cos_rays < cos_depth) & ((cos_depth < 2.0) | (cos_rays < MAX_COS_PARALLAX))
