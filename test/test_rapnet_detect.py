@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rapnet_loc.rapnet.detect import detect, hard_detection, nms, rap_scores
+from rapnet_loc.rapnet.detect import detect, hard_detection, nms, rap_scores, subpixel_offsets
 
 
 def d2net_hard_detection(batch: torch.Tensor, edge_threshold: float = 5) -> torch.Tensor:
@@ -106,3 +106,32 @@ def test_detect_selects_the_best_k_with_unit_descriptors():
 def test_detect_on_a_flat_map_finds_nothing():
     found = detect(torch.zeros(8, 30, 40), torch.ones(30, 40), max_keypoints=100)
     assert found.ij.shape == (0, 2) and found.descriptors.shape == (0, 8) and found.region.shape == (0,)
+    assert found.offsets.shape == (0, 2)
+
+
+def quadratic_peaks(shape=(24, 40)):
+    """Two channels, each a quadratic peak at a sub-pixel position (the Newton step is exact on a quadratic);
+    channel 1 is shifted by 100 so that it is the maximal channel near its peak, channel 0 elsewhere."""
+    i, j = np.mgrid[:shape[0], :shape[1]].astype(np.float64)
+    a = 50 - (i - 6.3) ** 2 - 2 * (j - 9.8) ** 2 + 0.5 * (i - 6.3) * (j - 9.8)
+    b = 150 - 1.5 * (i - 15.6) ** 2 - (j - 28.25) ** 2 - 3 * np.hypot(i - 15.6, j - 28.25) ** 4
+    return torch.tensor(np.stack([a, np.where(np.hypot(i - 15.6, j - 28.25) < 4, b, -1e3)]), dtype=torch.float32)
+
+
+def test_subpixel_offsets_recover_a_quadratic_peak():
+    features = quadratic_peaks()
+    offsets = subpixel_offsets(features, torch.tensor([[6, 10]]))
+    assert np.allclose(offsets.numpy(), [[0.3, -0.2]], atol=1e-4)
+    found = detect(features, None, max_keypoints=10)
+    assert [tuple(p) for p in found.ij] == [(16, 28), (6, 10)]
+    assert np.allclose(found.offsets[1], [0.3, -0.2], atol=1e-4)
+    assert np.allclose(found.offsets[0], [-0.4, 0.25], atol=0.06)   # quartic term: one Newton step, not exact
+    assert np.array_equal(detect(features, None, max_keypoints=10, subpixel=False).offsets, np.zeros((2, 2)))
+
+
+def test_subpixel_offsets_stay_within_half_a_pixel():
+    g = torch.Generator().manual_seed(3)
+    features = F.relu(torch.randn(8, 40, 50, generator=g))
+    found = detect(features, None, max_keypoints=1000)
+    assert len(found.ij) > 5
+    assert np.all(np.abs(found.offsets) <= 0.5) and np.all(np.isfinite(found.offsets))

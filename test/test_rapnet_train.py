@@ -5,7 +5,8 @@ import torch
 
 from rapnet_loc.errors import ConfigError, DatasetError
 from rapnet_loc.rapnet.data import correspondences, load_frames, location_labels, sample_tuple
-from rapnet_loc.rapnet.losses import d2_triplet_loss, global_descriptor, info_nce_loss, ratio_loss, soft_detection
+from rapnet_loc.rapnet.losses import (d2_triplet_loss, global_descriptor, info_nce_loss, peak_alignment_loss,
+                                     ratio_loss, soft_detection)
 from rapnet_loc.rapnet.train import TrainConfig, train
 from rapnet_loc.rapnet.weights import load_model
 
@@ -87,6 +88,38 @@ def test_info_nce_prefers_distinct_matches_and_rates_collapse_at_log_n(radius, w
         train(TrainConfig(data='unused', out='unused', loss='triplet'))
 
 
+def blobs(shape, centres, channels=4):
+    """(channels, H, W): channel k holds Gaussian peaks at the centres with index = k mod channels."""
+    i, j = np.mgrid[:shape[0], :shape[1]].astype(np.float64)
+    f = np.zeros((channels,) + shape)
+    for n, (ci, cj) in enumerate(centres):
+        f[n % channels] += 10 * np.exp(-((i - ci) ** 2 + (j - cj) ** 2) / 8)
+    return torch.tensor(f, dtype=torch.float32)
+
+
+def test_peak_alignment_rewards_peaks_where_the_warp_puts_them():
+    centres = [(10, 10), (10, 40), (30, 12), (32, 44)]
+    f1 = blobs((44, 56), centres)
+    i, j = np.mgrid[:44, :56].astype(np.float64)
+    warp = torch.tensor(np.stack([i + 1, j - 2], -1))                          # image 2 = image 1 moved by (1, -2)
+    aligned = blobs((44, 56), [(a + 1, b - 2) for a, b in centres])
+    off = blobs((44, 56), [(a + 3, b) for a, b in centres])                    # peaks 2 px from where they belong
+    wrong_channel = blobs((44, 56), [(a + 1, b - 2) for a, b in centres[1:] + centres[:1]])
+    good = peak_alignment_loss(f1, aligned, warp).item()
+    assert good < 0.01
+    assert peak_alignment_loss(f1, off, warp).item() > good + 0.1
+    assert peak_alignment_loss(f1, wrong_channel, warp).item() > good + 1.0
+    assert peak_alignment_loss(f1, aligned, torch.full((44, 56, 2), float('nan'), dtype=torch.float64)) is None
+    moving = off.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([moving], lr=0.3)
+    before = peak_alignment_loss(f1, moving, warp).item()
+    for _ in range(20):
+        optimiser.zero_grad()
+        peak_alignment_loss(f1, moving, warp).backward()
+        optimiser.step()
+    assert peak_alignment_loss(f1, moving, warp).item() < 0.5 * before
+
+
 def test_training_resumes_to_the_same_result(scene, tmp_path):
     common = dict(data=str(scene), width=0.125, max_edge=48, first=0, last=40, stride=10, checkpoint_every=2,
                   correspondences=64)
@@ -103,6 +136,10 @@ def test_training_resumes_to_the_same_result(scene, tmp_path):
               progress=False)
     with pytest.raises(ConfigError, match='at step 4 with --steps 3'):
         train(TrainConfig(out=str(tmp_path / 'b'), steps=3, **common), resume=True, progress=False)
+
+    repeat = train(TrainConfig(out=str(tmp_path / 'p'), steps=2, loss='d2-nce', safe_radius=1, repeat_weight=1.0,
+                               **common), progress=False)
+    assert len(repeat.losses) == 2 and np.all(np.isfinite(repeat.losses))
 
     region = train(TrainConfig(out=str(tmp_path / 'r'), stage='region', init=str(straight.weights), steps=2,
                                loc_distance=0.1, loc_angle=10.0, **{**common, 'last': 80}), progress=False)

@@ -31,6 +31,7 @@ _HELP = {
     'crop': 'base: train on windows of CROP x CROP pixels around the correspondences (0: whole images)',
     'correspondences': 'base: correspondences per pair', 'margin': 'base: triplet margin',
     'safe_radius': 'base (d2, dense-nce, d2-nce): negatives are farther than this from the true match (pixels)',
+    'repeat_weight': 'base: weight of the peak-alignment loss that makes hard detections repeatable (0: off)',
     'tuples': 'region: tuples per step', 'negatives': 'region: negatives per tuple',
     'loc_distance': 'region: location threshold in metres', 'loc_angle': 'region: location threshold in degrees',
 }

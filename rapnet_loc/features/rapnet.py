@@ -34,6 +34,8 @@ class RaPNet(FeatureExtractor):
         max_edge: longer image edge at the network input (the image is shrunk, never enlarged).
         max_keypoints: keypoints kept (the authors keep 520).
         nms_radius, edge_ratio: NMS box half-size in pixels; D2-Net edge-test ratio.
+        subpixel: refine keypoint positions by D2-Net's sub-pixel localisation (``detect.subpixel_offsets``); the
+            authors' ``extract_features.py`` reports the integer pixels (``subpixel: false``).
         device: ``'auto'`` (CUDA when present), ``'cpu'``, ``'cuda'``...
         precision: torch backend: ``'fp32'``, ``'fp16'`` (CUDA) or ``'bf16'``.
         channels_last: torch backend: channels-last memory format.
@@ -43,9 +45,9 @@ class RaPNet(FeatureExtractor):
     """
 
     default_conf = {'backend': 'torch', 'weights': None, 'width': DEFAULT_WIDTH, 'max_edge': 640,
-                    'max_keypoints': 520, 'nms_radius': NMS_RADIUS, 'edge_ratio': EDGE_RATIO, 'device': 'auto',
-                    'precision': 'fp32', 'channels_last': True, 'preprocessing': None, 'random_init': False,
-                    'seed': 0}
+                    'max_keypoints': 520, 'nms_radius': NMS_RADIUS, 'edge_ratio': EDGE_RATIO, 'subpixel': True,
+                    'device': 'auto', 'precision': 'fp32', 'channels_last': True, 'preprocessing': None,
+                    'random_init': False, 'seed': 0}
     use_region = True
 
     def __init__(self, conf: dict | None = None):
@@ -85,9 +87,9 @@ class RaPNet(FeatureExtractor):
             raise ConfigError(f'RaP-Net produced NaN or infinite outputs with weights {self.runner.info.path}: '
                               f'the weights are corrupt')
         found = detect(features, region, int(self.conf['max_keypoints']), int(self.conf['nms_radius']),
-                       float(self.conf['edge_ratio']))
+                       float(self.conf['edge_ratio']), bool(self.conf['subpixel']))
         scale = np.array([rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0]])
-        xy = (found.ij[:, ::-1] + 0.5) * scale - 0.5
+        xy = ((found.ij + found.offsets)[:, ::-1] + 0.5) * scale - 0.5
         return Features(xy, found.scores, found.descriptors, 'l2', weights=found.region)
 
 

@@ -1,4 +1,5 @@
-"""Keypoints from the dense outputs: D2-Net hard detection, greedy NMS, RaP-Net scoring and top-K selection.
+"""Keypoints from the dense outputs: D2-Net hard detection, greedy NMS, RaP-Net scoring and top-K selection, and
+D2-Net's sub-pixel localisation of the selected keypoints.
 
 This post-processing is exact (no approximation of the authors' definitions) and is shared by the PyTorch and the
 ONNX Runtime paths: both hand it F (C, H, W) and R (H, W) as float32 tensors. Positions are (i, j) = (row, column)
@@ -24,12 +25,15 @@ class Detections:
 
     Attributes:
         ij: (K, 2) int64 (row, column) in the network input.
+        offsets: (K, 2) float64 sub-pixel (row, column) offsets in [-0.5, 0.5] (``subpixel_offsets``; zeros when
+            not refined): the keypoint lies at ``ij + offsets``.
         scores: (K,) float64 selection scores.
         descriptors: (K, C) float32 L2-normalised ``F[:, i, j]``.
         region: (K,) float32 region weight ``R[i, j]`` (1 when ranked by P alone).
     """
 
     ij: np.ndarray
+    offsets: np.ndarray
     scores: np.ndarray
     descriptors: np.ndarray
     region: np.ndarray
@@ -76,6 +80,46 @@ def hard_detection(features: torch.Tensor, edge_ratio: float = EDGE_RATIO,
     return ij, peak[ij[:, 0], ij[:, 1]]
 
 
+def _neighbourhood(features: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) values of each position's maximal channel around (i, j), zero outside the map.
+
+    Args:
+        features: (C, H, W) F; ij: (N, 2) int64 positions.
+    """
+    c, h, w = features.shape
+    channel = features[:, ij[:, 0], ij[:, 1]].argmax(dim=0)
+    step = torch.arange(-1, 2, device=features.device)
+    rows = ij[:, 0].view(-1, 1, 1) + step.view(1, 3, 1)
+    cols = ij[:, 1].view(-1, 1, 1) + step.view(1, 1, 3)
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    values = features[channel.view(-1, 1, 1), rows.clamp(0, h - 1), cols.clamp(0, w - 1)]
+    return torch.where(inside, values, 0.0)
+
+
+def subpixel_offsets(features: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
+    """D2-Net's ``HandcraftedLocalizationModule`` at detected positions: one Newton step -H^-1 g on the detected
+    channel, from the same finite differences as the edge test (zero outside the map).
+
+    D2-Net drops detections whose step exceeds half a pixel in either axis; here the step is clipped to
+    [-0.5, 0.5] instead, so refinement never changes which keypoints are selected.
+
+    Args:
+        features: (C, H, W) F; ij: (N, 2) int64 positions.
+    Returns:
+        (N, 2) float64 (row, column) offsets in [-0.5, 0.5].
+    """
+    if len(ij) == 0:
+        return torch.zeros((0, 2), dtype=torch.float64)
+    v = _neighbourhood(features, ij).double()
+    di, dj = 0.5 * (v[:, 2, 1] - v[:, 0, 1]), 0.5 * (v[:, 1, 2] - v[:, 1, 0])
+    dii = v[:, 0, 1] - 2 * v[:, 1, 1] + v[:, 2, 1]
+    djj = v[:, 1, 0] - 2 * v[:, 1, 1] + v[:, 1, 2]
+    dij = 0.25 * (v[:, 0, 0] - v[:, 0, 2] - v[:, 2, 0] + v[:, 2, 2])
+    det = dii * djj - dij * dij
+    step = -torch.stack([djj * di - dij * dj, dii * dj - dij * di], dim=1) / det.unsqueeze(1)
+    return torch.nan_to_num(step, nan=0.0).clamp(-0.5, 0.5).cpu()
+
+
 def nms(ij: np.ndarray, scores: np.ndarray, shape: tuple[int, int], radius: int = NMS_RADIUS) -> np.ndarray:
     """Greedy non-maximum suppression in descending ``scores`` (ties: lower index first).
 
@@ -111,8 +155,9 @@ def rap_scores(p: np.ndarray, r: np.ndarray | None) -> np.ndarray:
 
 
 def detect(features: torch.Tensor, region: torch.Tensor | None, max_keypoints: int,
-           nms_radius: int = NMS_RADIUS, edge_ratio: float = EDGE_RATIO) -> Detections:
-    """Keypoints of one image: hard detection, NMS on P, scores (``rap_scores``), the best ``max_keypoints``.
+           nms_radius: int = NMS_RADIUS, edge_ratio: float = EDGE_RATIO, subpixel: bool = True) -> Detections:
+    """Keypoints of one image: hard detection, NMS on P, scores (``rap_scores``), the best ``max_keypoints``, and
+    their sub-pixel offsets (``subpixel_offsets``; zeros when ``subpixel`` is false).
 
     Args:
         features: (C, H, W) float32 F; region: (H, W) float32 R, or None to rank by P alone.
@@ -121,12 +166,13 @@ def detect(features: torch.Tensor, region: torch.Tensor | None, max_keypoints: i
     ij_np, p_np = ij.cpu().numpy(), p.cpu().numpy()
     kept = nms(ij_np, p_np, features.shape[1:], nms_radius)
     if len(kept) == 0:
-        return Detections(np.zeros((0, 2), np.int64), np.zeros(0), np.zeros((0, features.shape[0]), np.float32),
-                          np.zeros(0, np.float32))
+        return Detections(np.zeros((0, 2), np.int64), np.zeros((0, 2)), np.zeros(0),
+                          np.zeros((0, features.shape[0]), np.float32), np.zeros(0, np.float32))
     r = None if region is None else region[ij[kept, 0], ij[kept, 1]].cpu().numpy()
     scores = rap_scores(p_np[kept], r)
     order = np.argsort(-scores, kind='stable')[:max_keypoints]
     pos = ij[torch.from_numpy(kept[order]).to(ij.device)]
     descriptors = F.normalize(features[:, pos[:, 0], pos[:, 1]].T, dim=1)
     region = np.ones(len(order), np.float32) if r is None else r[order].astype(np.float32)
-    return Detections(ij_np[kept[order]], scores[order], descriptors.cpu().numpy(), region)
+    offsets = subpixel_offsets(features, pos).numpy() if subpixel else np.zeros((len(order), 2))
+    return Detections(ij_np[kept[order]], offsets, scores[order], descriptors.cpu().numpy(), region)

@@ -1,9 +1,12 @@
-"""Training losses: D2-Net's detection-weighted triplet margin loss and InfoNCE (base net), and RaP-Net's ratio
-loss on region-weighted global descriptors (region head)."""
+"""Training losses: D2-Net's detection-weighted triplet margin loss and InfoNCE (base net), a peak-alignment loss
+that makes hard detections repeatable (base net), and RaP-Net's ratio loss on region-weighted global descriptors
+(region head)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from rapnet_loc.rapnet.detect import NMS_RADIUS, hard_detection
 
 SOFT_LOCAL_MAX_SIZE = 3
 
@@ -107,6 +110,51 @@ def info_nce_loss(f1: torch.Tensor, f2: torch.Tensor, pos1: torch.Tensor, pos2: 
         return loss.mean()
     weight = soft_detection(f1[None])[0][pos1[:, 0], pos1[:, 1]] * soft_detection(f2[None])[0][p2[:, 0], p2[:, 1]]
     return (weight * loss).sum() / weight.sum()
+
+
+def peak_alignment_loss(f1: torch.Tensor, f2: torch.Tensor, warp: torch.Tensor, radius: int = NMS_RADIUS,
+                        temperature: float = 0.1) -> torch.Tensor | None:
+    """Repeatability of the hard detections of image 1 in image 2.
+
+    Each D2-Net hard detection (c, p) of ``f1`` (no gradient through the detection itself) whose true position q
+    in image 2 (``warp``) has a full (2 ``radius`` + 1)^2 window inside ``f2`` gives two terms:
+
+    - position: the soft-argmax of channel c of ``f2`` over the window around round(q) (softmax of F /
+      (``temperature`` * window max)) should be q: squared error over radius^2;
+    - channel: c should be the maximal channel of ``f2`` at round(q): cross-entropy of F[:, q] / (``temperature`` *
+      its max) with target c.
+
+    Both are averaged over the detections. Together they ask the detection of image 2 to fire at the same point
+    and channel, which the descriptor losses leave free (they see only normalised descriptors).
+
+    Args:
+        f1, f2: (C, H, W) dense features; warp: (H, W, 2) float (i, j) position in image 2 of each pixel of
+            image 1, NaN where unknown.
+    Returns:
+        The scalar loss, or None when no detection qualifies.
+    """
+    c, h, w = f2.shape
+    ij, _ = hard_detection(f1.detach())
+    q = warp[ij[:, 0], ij[:, 1]]
+    centre = q.round().long()
+    ok = torch.isfinite(q).all(dim=1) & (centre >= radius).all(dim=1) & (centre[:, 0] < h - radius) & (
+        centre[:, 1] < w - radius)
+    if not ok.any():
+        return None
+    ij, q, centre = ij[ok], q[ok], centre[ok]
+    channel = f1.detach()[:, ij[:, 0], ij[:, 1]].argmax(dim=0)
+    step = torch.arange(-radius, radius + 1, device=f2.device)
+    rows = (centre[:, 0, None] + step).view(-1, 2 * radius + 1, 1)
+    cols = (centre[:, 1, None] + step).view(-1, 1, 2 * radius + 1)
+    window = f2[channel.view(-1, 1, 1), rows, cols].flatten(1)
+    scale = temperature * window.detach().amax(dim=1, keepdim=True).clamp_min(1e-6)
+    weight = torch.softmax(window / scale, dim=1)
+    offsets = torch.stack(torch.meshgrid(step, step, indexing='ij'), dim=-1).view(-1, 2).to(f2.dtype)
+    predicted = centre.to(f2.dtype) + weight @ offsets
+    position = ((predicted - q.to(f2.dtype)) ** 2).sum(dim=1) / radius ** 2
+    at_q = f2[:, centre[:, 0], centre[:, 1]].T
+    logits = at_q / (temperature * at_q.detach().amax(dim=1, keepdim=True).clamp_min(1e-6))
+    return position.mean() + F.cross_entropy(logits, channel)
 
 
 def global_descriptor(features: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
