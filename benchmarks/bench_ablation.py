@@ -2,16 +2,17 @@
 
 1. ``rapnet_loc.synth.generate`` writes one sequence of ``--scene`` with ``--people`` walking people (every other
    challenge on) at ``--size``, with a seed that RaP-Net training did not use.
-2. Keypoints: both extractors (the shipped weights, ``max_keypoints`` = ``--max-keypoints``) run on every
-   ``--every``-th frame; a keypoint is on a dynamic object when the ``/synth/labels`` pixel under it has bit 0x80.
-   The table gives that share of all keypoints, and the share of dynamic pixels in the images for reference. The
-   two extractors differ only in which detections they keep, so ``--max-keypoints`` must be below the number of
-   detections for the region weight to matter.
-3. Front end: ``rapnet-loc replay BAG --config OUT/NAME.yaml`` (the same extractor options) for both, scored with
-   the official OpenLORIS metrics (``rapnet_loc.eval.openloris.evaluate_file``: correct rate, ATE RMSE).
+2. Keypoints: both extractors (the shipped weights or ``--weights``; ``max_keypoints`` = ``--max-keypoints``) run
+   on every ``--every``-th frame; a keypoint is on a dynamic object when the ``/synth/labels`` pixel under it has
+   bit 0x80. The table gives that share of all keypoints, and the share of dynamic pixels in the images for
+   reference. The two extractors differ only in which detections they keep, so ``--max-keypoints`` must be below
+   the number of detections for the region weight to matter.
+3. Front end: ``rapnet-loc replay BAG --config OUT/NAME.yaml`` (the same extractor and tracking options, e.g.
+   thresholds scaled down for a few hundred keypoints with ``--tracking``) for both, scored with the official
+   OpenLORIS metrics (``rapnet_loc.eval.openloris.evaluate_file``: correct rate, ATE RMSE).
 
     python benchmarks/bench_ablation.py [--out out/ablation] [--scene home] [--frames 150] [--people 6] [--seed 11]
-        [--max-keypoints 100] [--init-min-points 100]
+        [--max-keypoints 100] [--init-min-points 100] [--tracking JSON] [--weights FILE]
 """
 import argparse
 import json
@@ -75,13 +76,16 @@ def main() -> int:
     parser.add_argument('--max-keypoints', type=int, default=100, help='keypoints kept by both extractors')
     parser.add_argument('--init-min-points', type=int, default=100,
                         help='keypoints with depth the front end needs to start a map (its default: 100)')
+    parser.add_argument('--tracking', type=json.loads, default={},
+                        help='more front-end tracking settings, a JSON object (rapnet_loc.slam.config.TrackingConfig)')
+    parser.add_argument('--weights', help='RaP-Net weights with a region head (default: the shipped file)')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     width, height = (int(v) for v in args.size.split('x'))
     synth = generate(args.out / 'data', args.scene, 1, args.frames, width, height, args.seed,
                      Challenges(people=args.people), compression='lz4', progress=False)
     bag = synth.bags[0]
-    conf = {'max_keypoints': args.max_keypoints}
+    conf = {'max_keypoints': args.max_keypoints, **({'weights': args.weights} if args.weights else {})}
     shares, pixel_share, frames = dynamic_shares(bag, args.every, conf)
     print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; '
           f'{bag.name}: {args.frames} frames at {args.size}, {args.people} people, seed {args.seed}, '
@@ -89,8 +93,9 @@ def main() -> int:
     print(f'dynamic pixels: {100 * pixel_share:.1f} % of the image ({frames} frames)')
     print('| extractor | keypoints on people | correct rate | ATE RMSE | tracked poses | replay s |')
     print('| --- | --- | --- | --- | --- | --- |')
+    tracking = {'init_min_points': args.init_min_points, **args.tracking}
     for name in VARIANTS:
-        m = front_end(bag, synth.gt_path.parent, args.out, name, conf, {'init_min_points': args.init_min_points})
+        m = front_end(bag, synth.gt_path.parent, args.out, name, conf, tracking)
         print(f'| {name} | {100 * shares[name]:.1f} % | {m["correct_rate"]:.3f} | {100 * m["ate_rmse"]:.1f} cm | '
               f'{m["poses"]} | {m["seconds"]:.0f} |', flush=True)
     return 0

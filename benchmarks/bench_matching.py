@@ -9,6 +9,11 @@ when the matched keypoint lies within t px of that projection. Matches without d
 and are left out of the accuracy (their share is printed). MMA@t is the mean over pairs of the share of correct
 matches.
 
+Two more columns separate the detector from the descriptor: repeatability@3 is the share of frame i's keypoints
+(with depth, projecting inside frame i + gap) that have a keypoint of frame i + gap within 3 px of their
+projection; "NN right" is the share of those repeatable keypoints whose nearest descriptor in frame i + gap is
+such a keypoint (within 3 px).
+
     python benchmarks/bench_matching.py [--gaps 10 30] [--step 10] [--edges 320 640] [--variants rapnet rapnet_p]
 """
 import argparse
@@ -20,15 +25,17 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from rapnet_loc.features import create_extractor
 from rapnet_loc.features.base import Features
-from rapnet_loc.features.matching import match_mutual
+from rapnet_loc.features.matching import match_mutual, pairwise_distances
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.rapnet.data import DEPTH_INTRINSICS, register_depth, reproject
 
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / '7scenes-redkitchen-seq01-dev'
 THRESHOLDS = (1, 3, 5)
+REPEAT_PX = 3.0
 
 
 def pair_errors(fa: Features, fb: Features, depth_a: np.ndarray, K: np.ndarray, T_a: np.ndarray,
@@ -43,10 +50,31 @@ def pair_errors(fa: Features, fb: Features, depth_a: np.ndarray, K: np.ndarray, 
     return len(pairs), np.linalg.norm(uv[ok] - fb.keypoints[pairs[ok, 1]], axis=1)
 
 
+def repeatability(fa: Features, fb: Features, depth_a: np.ndarray, K: np.ndarray, T_a: np.ndarray,
+                  T_b: np.ndarray) -> tuple[float, float]:
+    """Share of ``fa``'s keypoints (with depth, seen inside b) with a keypoint of ``fb`` within ``REPEAT_PX`` of
+    their projection, and the share of those whose nearest descriptor in ``fb`` is such a keypoint."""
+    xy = fa.keypoints.astype(np.float64)
+    col, row = (np.clip(np.rint(xy[:, k]).astype(np.int64), 0, depth_a.shape[1 - k] - 1) for k in (0, 1))
+    uv, z = reproject(xy, depth_a[row, col], K, K, T_a, T_b)
+    h, w = depth_a.shape
+    seen = np.flatnonzero((z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1))
+    if len(seen) == 0 or len(fb) == 0:
+        return 0.0, 0.0
+    near = cKDTree(fb.keypoints).query_ball_point(uv[seen], REPEAT_PX)
+    repeatable = [k for k, hits in enumerate(near) if hits]
+    if not repeatable:
+        return 0.0, 0.0
+    nearest = pairwise_distances(fa.descriptors[seen[repeatable]], fb.descriptors, fa.distance).argmin(axis=1)
+    right = np.mean([nearest[n] in near[k] for n, k in enumerate(repeatable)])
+    return len(repeatable) / len(seen), float(right)
+
+
 def evaluate(name: str, conf: dict, frames: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], K: np.ndarray,
              gaps: list[int], step: int, first: int) -> list[dict]:
-    """One row per gap: MMA at ``THRESHOLDS``, matches and keypoints per pair, checked share, ms per frame, and
-    the median error of the matches that pass a 0.7 ratio test (nearly all right: the ground truth's own error)."""
+    """One row per gap: MMA at ``THRESHOLDS``, matches and keypoints per pair, checked share, ms per frame, the
+    median error of the matches that pass a 0.7 ratio test (nearly all right: the ground truth's own error), and
+    ``repeatability``."""
     extractor = create_extractor(name, conf)
     features, seconds = {}, []
     for i, (color, _, _) in frames.items():
@@ -56,17 +84,18 @@ def evaluate(name: str, conf: dict, frames: dict[int, tuple[np.ndarray, np.ndarr
     rows = []
     for gap in gaps:
         pairs = [(i, i + gap) for i in range(first, max(frames) - gap + 1, step)]
-        acc, matches, checked, strict = [], [], [], []
+        acc, matches, checked, strict, repeat = [], [], [], [], []
         for a, b in pairs:
             n, err = pair_errors(features[a], features[b], frames[a][1], K, frames[a][2], frames[b][2])
             acc.append([np.mean(err <= t) if len(err) else 0.0 for t in THRESHOLDS])
             matches.append(n)
             checked.append(len(err) / max(n, 1))
             strict.append(pair_errors(features[a], features[b], frames[a][1], K, frames[a][2], frames[b][2], 0.7)[1])
+            repeat.append(repeatability(features[a], features[b], frames[a][1], K, frames[a][2], frames[b][2]))
         rows.append({'extractor': name, 'gap': gap, 'pairs': len(pairs), 'mma': np.mean(acc, axis=0),
                      'matches': np.mean(matches), 'checked': np.mean(checked),
                      'keypoints': np.mean([len(f) for f in features.values()]), 'ms': 1e3 * np.median(seconds),
-                     'strict_median': np.median(np.concatenate(strict))})
+                     'strict_median': np.median(np.concatenate(strict)), 'repeat': np.mean(repeat, axis=0)})
     return rows
 
 
@@ -94,15 +123,15 @@ def main() -> int:
     print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average '
           f'{os.getloadavg()[0]:.1f}; frames {args.first}-{args.last}, {len(frames)} images, mutual NN, no ratio test')
     print('| extractor | input | gap | pairs | MMA@1 | MMA@3 | MMA@5 | matches/pair | with depth | keypoints '
-          '| ms/frame | median error, ratio 0.7 |')
-    print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+          '| ms/frame | median error, ratio 0.7 | repeatability@3 | NN right |')
+    print('|' + ' --- |' * 14)
     for name, conf in runs:
         size = 'ORB, 640x480, 1000 features' if name == 'orb' else f'max_edge {conf["max_edge"]}'
         for r in evaluate(name, conf, frames, folder.K, args.gaps, args.step, args.first):
             mma = ' | '.join(f'{m:.3f}' for m in r['mma'])
             print(f'| {name} | {size} | {r["gap"]} | {r["pairs"]} | {mma} | {r["matches"]:.0f} | '
-                  f'{100 * r["checked"]:.0f} % | {r["keypoints"]:.0f} | {r["ms"]:.0f} | {r["strict_median"]:.1f} px |',
-                  flush=True)
+                  f'{100 * r["checked"]:.0f} % | {r["keypoints"]:.0f} | {r["ms"]:.0f} | {r["strict_median"]:.1f} px | '
+                  f'{r["repeat"][0]:.3f} | {r["repeat"][1]:.3f} |', flush=True)
     return 0
 
 
