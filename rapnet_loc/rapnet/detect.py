@@ -86,7 +86,7 @@ def _neighbourhood(features: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
     Args:
         features: (C, H, W) F; ij: (N, 2) int64 positions.
     """
-    c, h, w = features.shape
+    _, h, w = features.shape
     channel = features[:, ij[:, 0], ij[:, 1]].argmax(dim=0)
     step = torch.arange(-1, 2, device=features.device)
     rows = ij[:, 0].view(-1, 1, 1) + step.view(1, 3, 1)

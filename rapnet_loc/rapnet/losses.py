@@ -133,7 +133,7 @@ def peak_alignment_loss(f1: torch.Tensor, f2: torch.Tensor, warp: torch.Tensor, 
     Returns:
         The scalar loss, or None when no detection qualifies.
     """
-    c, h, w = f2.shape
+    _, h, w = f2.shape
     ij, _ = hard_detection(f1.detach())
     q = warp[ij[:, 0], ij[:, 1]]
     centre = q.round().long()
