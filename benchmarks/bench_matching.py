@@ -38,14 +38,20 @@ THRESHOLDS = (1, 3, 5)
 REPEAT_PX = 3.0
 
 
+def project(xy: np.ndarray, depth_a: np.ndarray, K: np.ndarray, T_a: np.ndarray,
+            T_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where keypoints (N, 2) of frame a fall in frame b, lifted with a's depth at the nearest pixel: (N, 2)
+    positions and (N,) depths in b (0: no depth)."""
+    col, row = (np.clip(np.rint(xy[:, k]).astype(np.int64), 0, depth_a.shape[1 - k] - 1) for k in (0, 1))
+    return reproject(xy.astype(np.float64), depth_a[row, col], K, K, T_a, T_b)
+
+
 def pair_errors(fa: Features, fb: Features, depth_a: np.ndarray, K: np.ndarray, T_a: np.ndarray,
                 T_b: np.ndarray, ratio: float = 1.0) -> tuple[int, np.ndarray]:
     """Mutual-NN matches of a pair (with a ``ratio`` test): their count and the (M,) reprojection errors (px) of
     those with depth."""
     pairs, _ = match_mutual(fa.descriptors, fb.descriptors, fa.distance, ratio=ratio)
-    xy = fa.keypoints[pairs[:, 0]].astype(np.float64)
-    col, row = (np.clip(np.rint(xy[:, k]).astype(np.int64), 0, depth_a.shape[1 - k] - 1) for k in (0, 1))
-    uv, z = reproject(xy, depth_a[row, col], K, K, T_a, T_b)
+    uv, z = project(fa.keypoints[pairs[:, 0]], depth_a, K, T_a, T_b)
     ok = z > 0
     return len(pairs), np.linalg.norm(uv[ok] - fb.keypoints[pairs[ok, 1]], axis=1)
 
@@ -54,9 +60,7 @@ def repeatability(fa: Features, fb: Features, depth_a: np.ndarray, K: np.ndarray
                   T_b: np.ndarray) -> tuple[float, float]:
     """Share of ``fa``'s keypoints (with depth, seen inside b) with a keypoint of ``fb`` within ``REPEAT_PX`` of
     their projection, and the share of those whose nearest descriptor in ``fb`` is such a keypoint."""
-    xy = fa.keypoints.astype(np.float64)
-    col, row = (np.clip(np.rint(xy[:, k]).astype(np.int64), 0, depth_a.shape[1 - k] - 1) for k in (0, 1))
-    uv, z = reproject(xy, depth_a[row, col], K, K, T_a, T_b)
+    uv, z = project(fa.keypoints, depth_a, K, T_a, T_b)
     h, w = depth_a.shape
     seen = np.flatnonzero((z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1))
     if len(seen) == 0 or len(fb) == 0:
