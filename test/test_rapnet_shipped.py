@@ -66,10 +66,12 @@ def test_onnx_export_of_the_shipped_weights_agrees_with_pytorch(shipped, shared_
         assert np.abs(t.descriptors - o.descriptors).max() < 1e-4
 
 
-def test_front_end_tracks_real_frames_with_the_shipped_weights(shared_data):
-    """RaP-Net swapped in for ORB: the RGB-D front end follows 7-Scenes frames 0-24 within 1 cm."""
+def test_front_end_tracks_real_frames_with_the_shipped_weights(shared_data, repo_root):
+    """RaP-Net swapped in for ORB (config/slam/sevenscenes_rapnet.yaml): the RGB-D front end follows 7-Scenes
+    frames 0-24 within 1 cm."""
     source = Source(shared_data / '7scenes-redkitchen-seq01-dev', 0, 24)
-    config = SlamConfig.from_dict({'features': {'name': 'rapnet', 'conf': {'max_edge': 320}}})
+    config = SlamConfig.load(repo_root / 'config' / 'slam' / 'sevenscenes_rapnet.yaml')
+    assert config.features == 'rapnet' and config.feature_conf == {'max_edge': 320}
     system = System(source.camera, config, depth_info=source.depth_camera)
     results = [system.process(frame) for frame in source.frames()]
     assert len(results) == 25 and all(r.state == 'ok' for r in results)
