@@ -15,7 +15,7 @@ projection; "NN right" is the share of those repeatable keypoints whose nearest 
 such a keypoint (within 3 px).
 
     python benchmarks/bench_matching.py [--gaps 10 30] [--step 10] [--edges 320 640] [--variants rapnet rapnet_p]
-        [--weights FILE] [--no-subpixel]
+        [--weights FILE] [--no-subpixel] [--orb-features 1000]
 """
 import argparse
 import logging
@@ -114,6 +114,7 @@ def main() -> int:
     parser.add_argument('--edges', type=int, nargs='*', default=[320], help='max_edge of the RaP-Net runs (none: orb)')
     parser.add_argument('--variants', nargs='+', default=['rapnet'], choices=['rapnet', 'rapnet_p'])
     parser.add_argument('--weights', help='RaP-Net weights (default: the shipped file)')
+    parser.add_argument('--orb-features', type=int, default=1000, help='keypoints of the ORB baseline')
     parser.add_argument('--no-subpixel', dest='subpixel', action='store_false',
                         help='RaP-Net keypoints at integer pixels, as the authors report them')
     args = parser.parse_args()
@@ -124,7 +125,7 @@ def main() -> int:
     wanted = {i for gap in args.gaps for a in range(args.first, args.last - gap + 1, args.step) for i in (a, a + gap)}
     frames = {f.index: (f.color, register_depth(f.depth, K_depth, folder.K, f.depth.shape, 1.0), poses[n])
               for n, f in enumerate(folder) if f.index in wanted}
-    runs = [('orb', {'max_keypoints': 1000})] + [
+    runs = [('orb', {'max_keypoints': args.orb_features})] + [
         (name, {'max_edge': edge, 'subpixel': args.subpixel, **({'weights': args.weights} if args.weights else {})})
         for edge in args.edges for name in args.variants]
     print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average '
@@ -133,7 +134,7 @@ def main() -> int:
           '| ms/frame | median error, ratio 0.7 | repeatability@3 | NN right |')
     print('|' + ' --- |' * 14)
     for name, conf in runs:
-        size = ('ORB, 640x480, 1000 features' if name == 'orb' else
+        size = (f'ORB, 640x480, {args.orb_features} features' if name == 'orb' else
                 f'max_edge {conf["max_edge"]}{"" if args.subpixel else ", integer pixels"}')
         for r in evaluate(name, conf, frames, folder.K, args.gaps, args.step, args.first):
             mma = ' | '.join(f'{m:.3f}' for m in r['mma'])
