@@ -12,7 +12,7 @@
    OpenLORIS metrics (``rapnet_loc.eval.openloris.evaluate_file``: correct rate, ATE RMSE).
 
     python benchmarks/bench_ablation.py [--out out/ablation] [--scene home] [--frames 150] [--people 6] [--seed 11]
-        [--max-keypoints 100] [--init-min-points 100] [--tracking JSON] [--weights FILE]
+        [--max-keypoints 100] [--init-min-points 100] [--tracking JSON] [--weights FILE] [--shares-only]
 """
 import argparse
 import json
@@ -79,6 +79,7 @@ def main() -> int:
     parser.add_argument('--tracking', type=json.loads, default={},
                         help='more front-end tracking settings, a JSON object (rapnet_loc.slam.config.TrackingConfig)')
     parser.add_argument('--weights', help='RaP-Net weights with a region head (default: the shipped file)')
+    parser.add_argument('--shares-only', action='store_true', help='keypoint shares only, no front-end runs')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     width, height = (int(v) for v in args.size.split('x'))
@@ -91,6 +92,9 @@ def main() -> int:
           f'{bag.name}: {args.frames} frames at {args.size}, {args.people} people, seed {args.seed}, '
           f'{args.max_keypoints} keypoints')
     print(f'dynamic pixels: {100 * pixel_share:.1f} % of the image ({frames} frames)')
+    if args.shares_only:
+        print(', '.join(f'{name}: {100 * share:.1f} % of the keypoints on people' for name, share in shares.items()))
+        return 0
     print('| extractor | keypoints on people | correct rate | ATE RMSE | tracked poses | replay s |')
     print('| --- | --- | --- | --- | --- | --- |')
     tracking = {'init_min_points': args.init_min_points, **args.tracking}
