@@ -10,6 +10,7 @@ import yaml
 from ros_env import ros_session
 from rclpy.parameter import Parameter
 
+from rapnet_loc.features import create_extractor
 from rapnet_loc.nodes.feature_node import FeatureNode
 from rapnet_loc.nodes.frontend_node import FrontendNode
 from rapnet_loc.slam.config import SlamConfig
@@ -158,7 +159,10 @@ def test_node_defaults_file_lists_every_parameter():
 
 @pytest.mark.parametrize('path', sorted((REPO / 'config' / 'slam').glob('*.yaml')), ids=lambda p: p.name)
 def test_slam_presets_load(path):
-    assert SlamConfig.load(path).features == 'orb'
+    """Every preset loads, and its extractor (ORB for the datasets' own presets) can be built from it."""
+    config = SlamConfig.load(path)
+    assert config.features == ('rapnet' if path.stem.endswith('_rapnet') else 'orb')
+    assert create_extractor(config.features, config.feature_conf).name == config.features
 
 
 def test_rviz_shows_image_path_pose_map_points_and_tf(node_topics):
