@@ -91,12 +91,13 @@ def evaluate(name: str, conf: dict, frames: dict[int, tuple[np.ndarray, np.ndarr
         pairs = [(i, i + gap) for i in range(first, max(frames) - gap + 1, step)]
         acc, matches, checked, strict, repeat = [], [], [], [], []
         for a, b in pairs:
-            n, err = pair_errors(features[a], features[b], frames[a][1], K, frames[a][2], frames[b][2])
+            pair = (features[a], features[b], frames[a][1], K, frames[a][2], frames[b][2])
+            n, err = pair_errors(*pair)
             acc.append([np.mean(err <= t) if len(err) else 0.0 for t in THRESHOLDS])
             matches.append(n)
             checked.append(len(err) / max(n, 1))
-            strict.append(pair_errors(features[a], features[b], frames[a][1], K, frames[a][2], frames[b][2], 0.7)[1])
-            repeat.append(repeatability(features[a], features[b], frames[a][1], K, frames[a][2], frames[b][2]))
+            strict.append(pair_errors(*pair, ratio=0.7)[1])
+            repeat.append(repeatability(*pair))
         rows.append({'extractor': name, 'gap': gap, 'pairs': len(pairs), 'mma': np.mean(acc, axis=0),
                      'matches': np.mean(matches), 'checked': np.mean(checked),
                      'keypoints': np.mean([len(f) for f in features.values()]), 'ms': 1e3 * np.median(seconds),
