@@ -5,8 +5,8 @@ import torch
 
 from rapnet_loc.errors import ConfigError, DatasetError
 from rapnet_loc.rapnet.data import correspondences, load_frames, location_labels, sample_tuple
-from rapnet_loc.rapnet.losses import (d2_triplet_loss, global_descriptor, info_nce_loss, peak_alignment_loss,
-                                     ratio_loss, soft_detection)
+from rapnet_loc.rapnet.losses import (cosim_repeatability_loss, d2_triplet_loss, detection_map, global_descriptor,
+                                     info_nce_loss, peak_alignment_loss, ratio_loss, soft_detection)
 from rapnet_loc.rapnet.train import TrainConfig, train
 from rapnet_loc.rapnet.weights import load_model
 
@@ -97,27 +97,61 @@ def blobs(shape, centres, channels=4):
     return torch.tensor(f, dtype=torch.float32)
 
 
+CENTRES = [(10, 10), (10, 40), (30, 12), (32, 44)]
+SHAPE = (44, 56)
+
+
+def shifted(di: float, dj: float, centres=CENTRES) -> torch.Tensor:
+    return blobs(SHAPE, [(a + di, b + dj) for a, b in centres])
+
+
+def shift_warp() -> torch.Tensor:
+    """Image 2 = image 1 moved by (1, -2) pixels."""
+    i, j = np.mgrid[:SHAPE[0], :SHAPE[1]].astype(np.float64)
+    return torch.tensor(np.stack([i + 1, j - 2], -1))
+
+
+def descend(loss, f1, start: torch.Tensor, lr: float, steps: int = 20) -> tuple[float, float]:
+    """``loss(f1, f2, warp)`` before and after ``steps`` Adam steps on f2 = ``start``."""
+    moving = start.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([moving], lr=lr)
+    before = loss(f1, moving, shift_warp()).item()
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss(f1, moving, shift_warp()).backward()
+        optimiser.step()
+    return before, loss(f1, moving, shift_warp()).item()
+
+
 def test_peak_alignment_rewards_peaks_where_the_warp_puts_them():
-    centres = [(10, 10), (10, 40), (30, 12), (32, 44)]
-    f1 = blobs((44, 56), centres)
-    i, j = np.mgrid[:44, :56].astype(np.float64)
-    warp = torch.tensor(np.stack([i + 1, j - 2], -1))                          # image 2 = image 1 moved by (1, -2)
-    aligned = blobs((44, 56), [(a + 1, b - 2) for a, b in centres])
-    off = blobs((44, 56), [(a + 3, b) for a, b in centres])                    # peaks 2 px from where they belong
-    wrong_channel = blobs((44, 56), [(a + 1, b - 2) for a, b in centres[1:] + centres[:1]])
-    good = peak_alignment_loss(f1, aligned, warp).item()
+    f1, warp = shifted(0, 0), shift_warp()
+    off = shifted(3, 0)                                                         # peaks 2 px from where they belong
+    wrong_channel = shifted(1, -2, CENTRES[1:] + CENTRES[:1])
+    good = peak_alignment_loss(f1, shifted(1, -2), warp).item()
     assert good < 0.01
     assert peak_alignment_loss(f1, off, warp).item() > good + 0.1
     assert peak_alignment_loss(f1, wrong_channel, warp).item() > good + 1.0
-    assert peak_alignment_loss(f1, aligned, torch.full((44, 56, 2), float('nan'), dtype=torch.float64)) is None
-    moving = off.clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([moving], lr=0.3)
-    before = peak_alignment_loss(f1, moving, warp).item()
-    for _ in range(20):
-        optimiser.zero_grad()
-        peak_alignment_loss(f1, moving, warp).backward()
-        optimiser.step()
-    assert peak_alignment_loss(f1, moving, warp).item() < 0.5 * before
+    assert peak_alignment_loss(f1, shifted(1, -2), torch.full(SHAPE + (2,), float('nan'), dtype=torch.float64)) is None
+    before, after = descend(peak_alignment_loss, f1, off, lr=0.3)
+    assert after < 0.5 * before
+
+
+def test_detection_map_fires_where_the_hard_detection_does():
+    s = detection_map(shifted(0, 0)[None])[0]
+    assert s.shape == SHAPE and float(s.min()) >= 0 and float(s.max()) <= 1 + 1e-6
+    assert all(s[c].item() > 0.99 for c in CENTRES)
+    assert s[20, 26].item() < 0.01 and s[12, 10].item() < 0.5          # between the peaks; 2 px off a peak
+
+
+def test_cosim_repeatability_rewards_maps_that_follow_the_warp():
+    f1, warp = shifted(0, 0), shift_warp()
+    good = cosim_repeatability_loss(f1, shifted(1, -2), warp, peaky_weight=0.0).item()
+    assert good < 0.02
+    assert cosim_repeatability_loss(f1, shifted(4, 1), warp, peaky_weight=0.0).item() > good + 0.2
+    nan_warp = torch.full(SHAPE + (2,), float('nan'), dtype=torch.float64)
+    assert cosim_repeatability_loss(f1, shifted(1, -2), nan_warp) is None
+    before, after = descend(cosim_repeatability_loss, f1, shifted(2, -2), lr=0.1)     # 1 px off
+    assert after < before - 0.1
 
 
 def test_training_resumes_to_the_same_result(scene, tmp_path):
@@ -137,9 +171,12 @@ def test_training_resumes_to_the_same_result(scene, tmp_path):
     with pytest.raises(ConfigError, match='at step 4 with --steps 3'):
         train(TrainConfig(out=str(tmp_path / 'b'), steps=3, **common), resume=True, progress=False)
 
-    repeat = train(TrainConfig(out=str(tmp_path / 'p'), steps=2, loss='d2-nce', safe_radius=1, repeat_weight=1.0,
-                               **common), progress=False)
-    assert len(repeat.losses) == 2 and np.all(np.isfinite(repeat.losses))
+    for repeat_loss in ('peak', 'cosim'):
+        repeat = train(TrainConfig(out=str(tmp_path / repeat_loss), steps=2, loss='d2-nce', safe_radius=1,
+                                   repeat_weight=1.0, repeat_loss=repeat_loss, **common), progress=False)
+        assert len(repeat.losses) == 2 and np.all(np.isfinite(repeat.losses))
+    with pytest.raises(ConfigError, match='unknown repeatability loss'):
+        train(TrainConfig(data='unused', out='unused', repeat_weight=1.0, repeat_loss='r2d2'))
 
     region = train(TrainConfig(out=str(tmp_path / 'r'), stage='region', init=str(straight.weights), steps=2,
                                loc_distance=0.1, loc_angle=10.0, **{**common, 'last': 80}), progress=False)

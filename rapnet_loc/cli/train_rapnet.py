@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from rapnet_loc.rapnet.train import BASE_LOSSES, STAGES, TrainConfig, train
+from rapnet_loc.rapnet.train import BASE_LOSSES, REPEAT_LOSSES, STAGES, TrainConfig, train
 
 LOG = logging.getLogger(__name__)
 _TYPES = {'init': str, 'lr': float}
@@ -31,7 +31,8 @@ _HELP = {
     'crop': 'base: train on windows of CROP x CROP pixels around the correspondences (0: whole images)',
     'correspondences': 'base: correspondences per pair', 'margin': 'base: triplet margin',
     'safe_radius': 'base (d2, dense-nce, d2-nce): negatives are farther than this from the true match (pixels)',
-    'repeat_weight': 'base: weight of the peak-alignment loss that makes hard detections repeatable (0: off)',
+    'repeat_weight': 'base: weight of the repeatability loss (--repeat-loss) added to the descriptor loss (0: off)',
+    'repeat_loss': 'base: peak (peak alignment) or cosim (R2D2 repeatability on a sharp detection map)',
     'tuples': 'region: tuples per step', 'negatives': 'region: negatives per tuple',
     'loc_distance': 'region: location threshold in metres', 'loc_angle': 'region: location threshold in degrees',
 }
@@ -48,7 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             continue
         parser.add_argument(f'--{field.name.replace("_", "-")}', default=field.default, help=_HELP[field.name],
                             type=_TYPES.get(field.name, type(field.default)),
-                            choices={'stage': STAGES, 'loss': BASE_LOSSES}.get(field.name))
+                            choices={'stage': STAGES, 'loss': BASE_LOSSES, 'repeat_loss': tuple(REPEAT_LOSSES)}.get(field.name))
     parser.add_argument('--resume', action='store_true', help='continue from OUT/train_state.pt when present')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return parser

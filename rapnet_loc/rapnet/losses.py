@@ -1,12 +1,12 @@
-"""Training losses: D2-Net's detection-weighted triplet margin loss and InfoNCE (base net), a peak-alignment loss
-that makes hard detections repeatable (base net), and RaP-Net's ratio loss on region-weighted global descriptors
-(region head)."""
+"""Training losses: D2-Net's detection-weighted triplet margin loss and InfoNCE (base net), two repeatability
+losses for the hard detections (peak alignment; R2D2's patch cosine on a sharp soft detection map; base net), and
+RaP-Net's ratio loss on region-weighted global descriptors (region head)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from rapnet_loc.rapnet.detect import NMS_RADIUS, hard_detection
+from rapnet_loc.rapnet.detect import LOCAL_MAX_SIZE, NMS_RADIUS, hard_detection
 
 SOFT_LOCAL_MAX_SIZE = 3
 
@@ -155,6 +155,57 @@ def peak_alignment_loss(f1: torch.Tensor, f2: torch.Tensor, warp: torch.Tensor, 
     at_q = f2[:, centre[:, 0], centre[:, 1]].T
     logits = at_q / (temperature * at_q.detach().amax(dim=1, keepdim=True).clamp_min(1e-6))
     return position.mean() + F.cross_entropy(logits, channel)
+
+
+def detection_map(features: torch.Tensor, window: int = LOCAL_MAX_SIZE, temperature: float = 0.02) -> torch.Tensor:
+    """A sharp, differentiable stand-in for the hard detection, in [0, 1]: (B, C, H, W) -> (B, H, W).
+
+    S(i, j) = sum_c softmax_c(F[:, i, j] / (T max_c F[:, i, j]))_c * exp((F_c(i, j) / M_c(i, j) - 1) / T), with
+    M_c the ``window`` x ``window`` local maximum of channel c and T = ``temperature``: 1 where a channel is both
+    the pixel's largest and the local maximum of its own map, as in the hard detection, and falling off fast
+    elsewhere. D2-Net's ``soft_detection`` is almost flat (its local softmax sees F / max F, in [0, 1], at
+    temperature 1), so it cannot carry a repeatability loss.
+    """
+    features = F.relu(features)
+    depth_wise = torch.softmax(features / (temperature * features.amax(dim=1, keepdim=True).clamp_min(1e-6)), dim=1)
+    local_max = F.max_pool2d(features, window, 1, window // 2).clamp_min(1e-6)
+    return (depth_wise * torch.exp((features / local_max - 1) / temperature)).sum(dim=1)
+
+
+def cosim_repeatability_loss(f1: torch.Tensor, f2: torch.Tensor, warp: torch.Tensor, patch: int = 8,
+                             peaky_weight: float = 1.0) -> torch.Tensor | None:
+    """R2D2's repeatability loss on the sharp detection map S (``detection_map``).
+
+    Image 2's map, warped into image 1, should match image 1's patch by patch: 1 - cosine similarity of ``patch``
+    x ``patch`` patches (stride ``patch`` / 2) over the patches at least half covered by the warp, weighted by
+    the larger of the two patches' maxima (S is near 0 away from detections, where the cosine means nothing).
+    Each map should also be peaky: 1 - mean of its local max minus local mean over (``patch`` + 1)^2 windows,
+    times ``peaky_weight``.
+
+    Args:
+        f1, f2: (C, H, W) dense features; warp: (H, W, 2) float (i, j) position in image 2 of each pixel of
+            image 1, NaN where unknown.
+    Returns:
+        The scalar loss, or None when no patch is covered.
+    """
+    s = detection_map(torch.stack([f1, f2]))
+    h, w = s.shape[1:]
+    valid = torch.isfinite(warp).all(dim=2)
+    ij = torch.nan_to_num(warp, nan=0.0).view(-1, 2).to(s.dtype)
+    s2 = sample(s[1:2], ij).view(h, w) * valid
+    s1 = s[0] * valid
+    unfold = torch.nn.Unfold(patch, stride=patch // 2)
+    p1, p2 = unfold(s1[None, None])[0], unfold(s2[None, None])[0]
+    covered = unfold(valid[None, None].to(s.dtype))[0].mean(dim=0) >= 0.5
+    if not covered.any():
+        return None
+    p1, p2 = p1[:, covered], p2[:, covered]
+    cos = F.cosine_similarity(p1, p2, dim=0, eps=1e-8)
+    weight = torch.maximum(p1.amax(dim=0), p2.amax(dim=0)).detach()
+    pad = patch // 2
+    peak = F.max_pool2d(s[:, None], patch + 1, 1, pad) - F.avg_pool2d(s[:, None], patch + 1, 1, pad,
+                                                                       count_include_pad=False)
+    return (weight * (1 - cos)).sum() / weight.sum().clamp_min(1e-6) + peaky_weight * (1 - peak.mean())
 
 
 def global_descriptor(features: torch.Tensor, region: torch.Tensor) -> torch.Tensor:

@@ -29,14 +29,15 @@ from rapnet_loc.errors import ConfigError, DatasetError
 from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.rapnet.data import (TrainFrame, correspondences, crop_pair, load_frames, location_labels,
                                    sample_tuple)
-from rapnet_loc.rapnet.losses import (d2_triplet_loss, global_descriptor, info_nce_loss, peak_alignment_loss,
-                                     ratio_loss)
+from rapnet_loc.rapnet.losses import (cosim_repeatability_loss, d2_triplet_loss, global_descriptor, info_nce_loss,
+                                     peak_alignment_loss, ratio_loss)
 from rapnet_loc.rapnet.model import RapNet
 from rapnet_loc.rapnet.weights import default_weights_name, load_model, random_model, save_weights
 
 LOG = logging.getLogger(__name__)
 STAGES = ('base', 'region')
 BASE_LOSSES = ('d2', 'nce', 'dense-nce', 'd2-nce')
+REPEAT_LOSSES = {'peak': peak_alignment_loss, 'cosim': cosim_repeatability_loss}
 LEARNING_RATES = {'base': 1e-4, 'region': 1e-3}   # base: 1e-3 collapses the descriptors when training from scratch
 STATE_FILE = 'train_state.pt'
 MIN_CORRESPONDENCES = 16
@@ -62,8 +63,10 @@ class TrainConfig:
             apart; both images are cut to ``crop`` x ``crop`` windows around the correspondences (0: whole
             images); correspondences per pair; triplet margin (d2); negatives' exclusion radius in pixels (d2,
             dense-nce, d2-nce).
-        repeat_weight: base stage: weight of ``losses.peak_alignment_loss`` (repeatable hard detections) added to
-            the descriptor loss; 0 leaves it out. It needs every correspondence of the pair (a dense warp), so the
+        repeat_weight, repeat_loss: base stage: weight of a repeatability loss added to the descriptor loss (0
+            leaves it out): ``'peak'`` (``losses.peak_alignment_loss``, hard detections must reappear at their
+            true position and channel) or ``'cosim'`` (``losses.cosim_repeatability_loss``, R2D2's loss on a
+            sharp soft detection map). It needs every correspondence of the pair (a dense warp), so the
             descriptor loss then draws its ``correspondences`` from those.
         tuples, negatives, loc_distance, loc_angle: region stage: tuples per step, negatives per tuple, location
             thresholds (metres, degrees).
@@ -89,6 +92,7 @@ class TrainConfig:
     margin: float = 1.0
     safe_radius: int = 4
     repeat_weight: float = 0.0
+    repeat_loss: str = 'peak'
     tuples: int = 1
     negatives: int = 4
     loc_distance: float = 0.3
@@ -173,7 +177,7 @@ def _base_loss(model: RapNet, sources: list[list[TrainFrame]], cfg: TrainConfig,
                              cfg.loss == 'd2-nce')
     else:
         loss = d2_triplet_loss(f[0], f[1], pos1, pos2, cfg.margin, cfg.safe_radius)
-    repeat = peak_alignment_loss(f[0], f[1], warp) if dense else None
+    repeat = REPEAT_LOSSES[cfg.repeat_loss](f[0], f[1], warp) if dense else None
     return loss if repeat is None else loss + cfg.repeat_weight * repeat
 
 
@@ -226,6 +230,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         raise ConfigError(f'unknown training stage {cfg.stage!r}; expected one of {", ".join(STAGES)}')
     if cfg.loss not in BASE_LOSSES:
         raise ConfigError(f'unknown base-stage loss {cfg.loss!r}; expected one of {", ".join(BASE_LOSSES)}')
+    if cfg.repeat_loss not in REPEAT_LOSSES:
+        raise ConfigError(f'unknown repeatability loss {cfg.repeat_loss!r}; expected one of {", ".join(REPEAT_LOSSES)}')
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
