@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rapnet_loc.rapnet.detect import detect, hard_detection, nms, rap_scores, subpixel_offsets
+from rapnet_loc.rapnet.detect import detect, hard_detection, nms, pooled_descriptors, rap_scores, subpixel_offsets
 
 
 def d2net_hard_detection(batch: torch.Tensor, edge_threshold: float = 5) -> torch.Tensor:
@@ -135,3 +135,31 @@ def test_subpixel_offsets_stay_within_half_a_pixel():
     found = detect(features, None, max_keypoints=1000)
     assert len(found.ij) > 5
     assert np.all(np.abs(found.offsets) <= 0.5) and np.all(np.isfinite(found.offsets))
+
+
+def test_pooled_descriptors_sample_smaller_maps_at_the_keypoints_own_place():
+    """Maps linear in the pixel centre's position (in input pixels) give back that linear function at any keypoint
+    inside them: the pixel-centre alignment between the input and a map of another size is right."""
+    coeff = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 3.0], [0.5, -0.25, 40.0]])   # (C, 3): row, column, constant
+
+    def linear_map(h, w, shape=(48, 64)):
+        row = (torch.arange(h, dtype=torch.float64) + 0.5) * shape[0] / h - 0.5
+        col = (torch.arange(w, dtype=torch.float64) + 0.5) * shape[1] / w - 0.5
+        rr, cc = torch.meshgrid(row, col, indexing='ij')
+        return torch.einsum('ck,khw->chw', coeff.double(), torch.stack([rr, cc, torch.ones_like(rr)])).float()
+
+    ij = np.array([[10.0, 20.0], [23.25, 40.5], [30.0, 7.75]])
+    expected = torch.from_numpy(np.c_[ij, np.ones(3)]).float() @ coeff.T
+    for maps in ([linear_map(24, 32)], [linear_map(12, 16)], [linear_map(24, 32), linear_map(12, 16)]):
+        got = pooled_descriptors(maps, ij, (48, 64))
+        assert got.dtype == np.float32 and got.shape == (3, 3)
+        assert np.allclose(got, F.normalize(expected, dim=1).numpy(), atol=1e-5)
+
+
+def test_pooled_descriptors_of_the_same_map_are_its_columns_and_clip_at_the_border():
+    f = torch.rand(8, 6, 10, generator=torch.Generator().manual_seed(0))
+    ij = np.array([[0, 0], [2, 7], [5, 9]])
+    assert np.allclose(pooled_descriptors([f], ij, (6, 10)), F.normalize(f[:, ij[:, 0], ij[:, 1]].T, dim=1), atol=1e-6)
+    corner = pooled_descriptors([f[:, ::2, ::2]], np.array([[0.0, 0.0]]), (6, 10))   # maps to (-0.25, -0.25)
+    assert np.allclose(corner[0], F.normalize(f[:, 0, 0], dim=0), atol=1e-6)
+    assert pooled_descriptors([f], np.zeros((0, 2)), (6, 10)).shape == (0, 8)

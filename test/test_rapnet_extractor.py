@@ -86,6 +86,23 @@ def test_onnx_runtime_agrees_with_pytorch(images, weight_files, name, caplog):
         assert np.allclose(t.weights, o.weights, rtol=1e-4)
 
 
+def test_descriptor_scales_keep_the_keypoints_and_pool_descriptors_from_smaller_runs(images, weight_files):
+    exact = {**FAST, 'subpixel': False, 'weights': str(weight_files['pt'])}
+    single = create_extractor('rapnet', exact).extract(images[0])
+    same_size = create_extractor('rapnet', {**exact, 'descriptor_scales': [1.0]}).extract(images[0])
+    assert np.array_equal(same_size.keypoints, single.keypoints)
+    assert np.abs(same_size.descriptors - single.descriptors).max() < 1e-5     # F sampled at its own pixels
+    for backend, weights in (('torch', weight_files['pt']), ('onnx', weight_files['onnx'])):
+        pooled = create_extractor('rapnet', {**exact, 'backend': backend, 'weights': str(weights),
+                                             'descriptor_scales': [0.25, 0.5]}).extract(images[0])
+        assert np.array_equal(pooled.keypoints, single.keypoints) and np.allclose(pooled.scores, single.scores, rtol=1e-4)
+        assert np.allclose(np.linalg.norm(pooled.descriptors, axis=1), 1.0, atol=1e-5)
+        assert np.abs(pooled.descriptors - single.descriptors).max() > 0.1
+        if backend == 'torch':
+            by_torch = pooled
+    assert np.abs(pooled.descriptors - by_torch.descriptors).max() < 1e-4
+
+
 def test_rapnet_p_ranks_by_p_and_takes_base_net_files(images, weight_files):
     p_only = create_extractor('rapnet_p', {**FAST, 'weights': str(weight_files['base'])})
     assert p_only.preprocessing == 'torch'       # our base-stage file says so; D2-Net files say caffe
@@ -159,7 +176,11 @@ def test_corrupt_weights_raise_instead_of_returning_garbage(tmp_path, images):
                                            ({'precision': 'fp16'}, 'fp16 needs a CUDA device'),
                                            ({'precision': 'int8'}, 'unknown precision'),
                                            ({'preprocessing': 'tf'}, 'unknown preprocessing'),
-                                           ({'max_edge': 0}, 'max_edge must be')])
+                                           ({'max_edge': 0}, 'max_edge must be'),
+                                           ({'descriptor_scales': [0.5, 0]}, r'descriptor_scales must be .* \(0, 1\]'),
+                                           ({'descriptor_scales': [2]}, 'descriptor_scales must be'),
+                                           ({'descriptor_scales': 0.5}, 'descriptor_scales must be'),
+                                           ({'descriptor_scales': ['half']}, 'descriptor_scales must be')])
 def test_bad_options_raise(conf, message):
     with pytest.raises(ConfigError, match=message):
         create_extractor('rapnet', {'random_init': True, 'width': 0.125, 'device': 'cpu', **conf})

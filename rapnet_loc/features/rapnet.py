@@ -3,7 +3,10 @@
 Single scale: the image is shrunk so that its longer edge is at most ``max_edge``, run through the dense network
 (``rapnet_loc.rapnet``: PyTorch or ONNX Runtime), then detected, suppressed and ranked by ``rapnet_loc.rapnet.detect``.
 Keypoints are returned in the original image's pixels; descriptors are L2-normalised float32 columns of F
-(512-D at full width, ``512 * width`` otherwise), compared by Euclidean distance.
+(512-D at full width, ``512 * width`` otherwise), compared by Euclidean distance. With ``descriptor_scales`` (our
+option, not the authors'), the keypoints stay those of the single-scale run but their descriptors come from runs
+on smaller copies of the image (``detect.pooled_descriptors``): the network never downsamples, so its descriptors
+see about 33 px of its input, and a smaller copy gives them more of the scene.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import torch
 
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.features.base import FeatureExtractor, Features, register
-from rapnet_loc.rapnet.detect import EDGE_RATIO, NMS_RADIUS, detect
+from rapnet_loc.rapnet.detect import EDGE_RATIO, NMS_RADIUS, detect, pooled_descriptors
 from rapnet_loc.rapnet.model import descriptor_size
 from rapnet_loc.rapnet.preprocess import has_texture, normalize, resize_max_edge, to_rgb
 from rapnet_loc.rapnet.runtime import OnnxRunner, TorchRunner
@@ -36,6 +39,9 @@ class RaPNet(FeatureExtractor):
         nms_radius, edge_ratio: NMS box half-size in pixels; D2-Net edge-test ratio.
         subpixel: refine keypoint positions by D2-Net's sub-pixel localisation (``detect.subpixel_offsets``); the
             authors' ``extract_features.py`` reports the integer pixels (``subpixel: false``).
+        descriptor_scales: empty (the authors'): descriptor = F at the keypoint. A list of factors in (0, 1], e.g.
+            ``[0.25, 0.5]``: the network also runs on the image shrunk to these fractions of its input size, and a
+            keypoint's descriptor is the L2-normalised sum of those maps sampled bilinearly at the keypoint.
         device: ``'auto'`` (CUDA when present), ``'cpu'``, ``'cuda'``...
         precision: torch backend: ``'fp32'``, ``'fp16'`` (CUDA) or ``'bf16'``.
         channels_last: torch backend: channels-last memory format.
@@ -46,7 +52,7 @@ class RaPNet(FeatureExtractor):
 
     default_conf = {'backend': 'torch', 'weights': None, 'width': DEFAULT_WIDTH, 'max_edge': 640,
                     'max_keypoints': 520, 'nms_radius': NMS_RADIUS, 'edge_ratio': EDGE_RATIO, 'subpixel': True,
-                    'device': 'auto', 'precision': 'fp32', 'channels_last': True, 'preprocessing': None,
+                    'descriptor_scales': [], 'device': 'auto', 'precision': 'fp32', 'channels_last': True, 'preprocessing': None,
                     'random_init': False, 'seed': 0}
     use_region = True
 
@@ -58,6 +64,10 @@ class RaPNet(FeatureExtractor):
         if int(c['max_edge']) < 1 or int(c['max_keypoints']) < 0:
             raise ConfigError(f'RaP-Net max_edge must be >= 1 and max_keypoints >= 0, got {c["max_edge"]} and '
                               f'{c["max_keypoints"]}')
+        scales = c['descriptor_scales'] or []
+        if not isinstance(scales, (list, tuple)) or not all(
+                isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s <= 1 for s in scales):
+            raise ConfigError(f'RaP-Net descriptor_scales must be a list of factors in (0, 1], got {scales!r}')
         if c['preprocessing'] not in (None, *PREPROCESSING):
             raise ConfigError(f'unknown preprocessing {c["preprocessing"]!r}; expected {" or ".join(PREPROCESSING)}')
         if c['backend'] == 'onnx':
@@ -88,9 +98,14 @@ class RaPNet(FeatureExtractor):
                               f'the weights are corrupt')
         found = detect(features, region, int(self.conf['max_keypoints']), int(self.conf['nms_radius']),
                        float(self.conf['edge_ratio']), bool(self.conf['subpixel']))
+        descriptors = found.descriptors
+        if scales := self.conf['descriptor_scales']:
+            edges = [max(1, round(max(small.shape[:2]) * s)) for s in scales]
+            maps = [self.runner(normalize(resize_max_edge(rgb, e), self.preprocessing), False)[0] for e in edges]
+            descriptors = pooled_descriptors(maps, found.ij + found.offsets, small.shape[:2])
         scale = np.array([rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0]])
         xy = ((found.ij + found.offsets)[:, ::-1] + 0.5) * scale - 0.5
-        return Features(xy, found.scores, found.descriptors, 'l2', weights=found.region)
+        return Features(xy, found.scores, descriptors, 'l2', weights=found.region)
 
 
 @register('rapnet_p')

@@ -1,5 +1,6 @@
-"""Keypoints from the dense outputs: D2-Net hard detection, greedy NMS, RaP-Net scoring and top-K selection, and
-D2-Net's sub-pixel localisation of the selected keypoints.
+"""Keypoints from the dense outputs: D2-Net hard detection, greedy NMS, RaP-Net scoring and top-K selection,
+D2-Net's sub-pixel localisation of the selected keypoints, and (an option of ours) their descriptors pooled from
+runs of the network on smaller copies of the image (``pooled_descriptors``).
 
 This post-processing is exact (no approximation of the authors' definitions) and is shared by the PyTorch and the
 ONNX Runtime paths: both hand it F (C, H, W) and R (H, W) as float32 tensors. Positions are (i, j) = (row, column)
@@ -118,6 +119,34 @@ def subpixel_offsets(features: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
     det = dii * djj - dij * dij
     step = -torch.stack([djj * di - dij * dj, dii * dj - dij * di], dim=1) / det.unsqueeze(1)
     return torch.nan_to_num(step, nan=0.0).clamp(-0.5, 0.5).cpu()
+
+
+def sample(maps: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of (C, H, W) ``maps`` at (N, 2) float positions (i, j) in pixels: (N, C)."""
+    h, w = maps.shape[-2:]
+    grid = torch.stack([ij[:, 1] / max(w - 1, 1), ij[:, 0] / max(h - 1, 1)], dim=-1) * 2 - 1
+    return F.grid_sample(maps[None], grid.view(1, 1, -1, 2).to(maps.dtype), align_corners=True)[0, :, 0].T
+
+
+def pooled_descriptors(maps: list[torch.Tensor], ij: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Descriptors of keypoints found in an (H, W) network input, taken from the feature maps of the same image run
+    at smaller sizes: each map is sampled bilinearly where the keypoint falls in it (pixel centres aligned, the
+    position clipped to the map), the samples are summed and L2-normalised.
+
+    Args:
+        maps: (C, h, w) float F of each smaller run; ij: (N, 2) float (row, column) positions in the (H, W) input.
+    Returns:
+        (N, C) float32.
+    """
+    if len(ij) == 0:
+        return np.zeros((0, maps[0].shape[0]), np.float32)
+    ij = torch.from_numpy(np.asarray(ij, np.float64))
+    total = 0
+    for f in maps:
+        size = torch.tensor(f.shape[1:], dtype=torch.float64)
+        at = ((ij + 0.5) * size / torch.tensor(shape, dtype=torch.float64) - 0.5).clamp(torch.zeros(2), size - 1)
+        total = total + sample(f.float(), at.to(f.device))
+    return F.normalize(total, dim=1).cpu().numpy()
 
 
 def nms(ij: np.ndarray, scores: np.ndarray, shape: tuple[int, int], radius: int = NMS_RADIUS) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rapnet_loc.rapnet.detect import LOCAL_MAX_SIZE, NMS_RADIUS, hard_detection
+from rapnet_loc.rapnet.detect import LOCAL_MAX_SIZE, NMS_RADIUS, hard_detection, sample
 
 SOFT_LOCAL_MAX_SIZE = 3
 
@@ -25,13 +25,6 @@ def soft_detection(features: torch.Tensor) -> torch.Tensor:
     depth_wise = features / features.max(dim=1, keepdim=True)[0].clamp_min(1e-12)
     score = (exp / sum_exp * depth_wise).max(dim=1)[0]
     return score / score.reshape(b, -1).sum(dim=1).view(b, 1, 1)
-
-
-def sample(maps: torch.Tensor, ij: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples of (C, H, W) ``maps`` at (N, 2) float positions (i, j) in pixels: (N, C)."""
-    h, w = maps.shape[-2:]
-    grid = torch.stack([ij[:, 1] / max(w - 1, 1), ij[:, 0] / max(h - 1, 1)], dim=-1) * 2 - 1
-    return F.grid_sample(maps[None], grid.view(1, 1, -1, 2).to(maps.dtype), align_corners=True)[0, :, 0].T
 
 
 def near_mask(center: torch.Tensor, h: int, w: int, radius: int) -> torch.Tensor:
