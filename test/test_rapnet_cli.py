@@ -33,7 +33,9 @@ def test_export_onnx_without_weights_says_where_they_should_be(tmp_path):
 def test_train_rapnet_runs_one_step(shared_data, tmp_path, capsys):
     args = parse(train_rapnet, ['train-rapnet', str(shared_data / '7scenes-redkitchen-seq01-dev'), '--out',
                                 str(tmp_path), '--width', '0.125', '--max-edge', '48', '--last', '20', '--stride',
-                                '10', '--steps', '1', '--correspondences', '32', '--no-progress'])
+                                '10', '--steps', '1', '--correspondences', '32', '--no-progress',
+                                '--descriptor-scales', '0.5', '0.25'])
+    assert args.descriptor_scales == [0.5, 0.25]
     assert train_rapnet.run(args) == 0
     weights = capsys.readouterr().out.strip()
     assert weights.endswith('rapnet_w012_base.pt') and load_model(weights)[1].width == 0.125

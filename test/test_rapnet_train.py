@@ -2,13 +2,14 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rapnet_loc.errors import ConfigError, DatasetError
 from rapnet_loc.rapnet.data import correspondences, load_frames, location_labels, sample_tuple
 from rapnet_loc.rapnet.losses import (cosim_repeatability_loss, d2_triplet_loss, detection_map, global_descriptor,
                                      info_nce_loss, peak_alignment_loss, ratio_loss, soft_detection)
-from rapnet_loc.rapnet.train import TrainConfig, train
-from rapnet_loc.rapnet.weights import load_model
+from rapnet_loc.rapnet.train import TrainConfig, pooled_maps, train
+from rapnet_loc.rapnet.weights import load_model, random_model
 
 
 def pose(x: float, yaw_deg: float = 0.0) -> np.ndarray:
@@ -184,3 +185,23 @@ def test_training_resumes_to_the_same_result(scene, tmp_path):
     assert region.weights.name == 'rapnet_w012.pt' and info.region and len(region.losses) == 2
     with pytest.raises(ConfigError, match='--init'):
         train(TrainConfig(out=str(tmp_path / 'x'), stage='region', **common), progress=False)
+
+
+def test_pooled_maps_shrink_run_and_upsample(scene, tmp_path):
+    backbone = random_model(0.125, seed=0, region=False)[0].backbone.eval()
+    x = torch.randn(2, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(pooled_maps(backbone, x, [1.0]), backbone(x), atol=1e-6)
+        half = F.interpolate(backbone(F.avg_pool2d(x, 2)), scale_factor=2, mode='bilinear', align_corners=False)
+        quarter = F.interpolate(backbone(F.avg_pool2d(x, 4)), scale_factor=4, mode='bilinear', align_corners=False)
+        assert torch.allclose(pooled_maps(backbone, x, [0.5, 0.25]), half + quarter, atol=1e-5)
+
+    common = dict(data=str(scene), width=0.125, max_edge=48, first=0, last=40, stride=10, steps=2, loss='d2-nce',
+                  safe_radius=1, correspondences=64)
+    plain = train(TrainConfig(out=str(tmp_path / 'plain'), **common), progress=False)
+    pooled = train(TrainConfig(out=str(tmp_path / 'pooled'), descriptor_scales=[0.5, 0.25], **common),
+                   progress=False)
+    # the same seeded network and pair at the first step; the pooled maps' InfoNCE is added to the loss on F
+    assert pooled.losses[0] > plain.losses[0] + 1.0 and np.all(np.isfinite(pooled.losses))
+    with pytest.raises(ConfigError, match=r'descriptor scales must lie in \(0, 1\]'):
+        train(TrainConfig(data='unused', out='unused', descriptor_scales=[0.5, 0.0]))

@@ -17,6 +17,7 @@ from rapnet_loc.rapnet.train import BASE_LOSSES, REPEAT_LOSSES, STAGES, TrainCon
 
 LOG = logging.getLogger(__name__)
 _TYPES = {'init': str, 'lr': float}
+_LISTS = {'descriptor_scales': float}     # options taking several values
 _HELP = {
     'stage': 'training stage', 'init': 'weights to start from (required for --stage region)',
     'width': 'network width multiplier', 'max_edge': 'longer edge of the training images (pixels)',
@@ -33,6 +34,8 @@ _HELP = {
     'safe_radius': 'base (d2, dense-nce, d2-nce): negatives are farther than this from the true match (pixels)',
     'repeat_weight': 'base: weight of the repeatability loss (--repeat-loss) added to the descriptor loss (0: off)',
     'repeat_loss': 'base: peak (peak alignment) or cosim (R2D2 repeatability on a sharp detection map)',
+    'descriptor_scales': 'base: also train the descriptors pooled from the pair run at these fractions of its size '
+                         '(the extractor option descriptor_scales)',
     'tuples': 'region: tuples per step', 'negatives': 'region: negatives per tuple',
     'loc_distance': 'region: location threshold in metres', 'loc_angle': 'region: location threshold in degrees',
 }
@@ -47,8 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     for field in dataclasses.fields(TrainConfig):
         if field.name in ('data', 'out'):
             continue
-        parser.add_argument(f'--{field.name.replace("_", "-")}', default=field.default, help=_HELP[field.name],
-                            type=_TYPES.get(field.name, type(field.default)),
+        several = {'nargs': '*', 'default': [], 'type': _LISTS[field.name]} if field.name in _LISTS else {
+            'default': field.default, 'type': _TYPES.get(field.name, type(field.default))}
+        parser.add_argument(f'--{field.name.replace("_", "-")}', help=_HELP[field.name], **several,
                             choices={'stage': STAGES, 'loss': BASE_LOSSES, 'repeat_loss': tuple(REPEAT_LOSSES)}.get(field.name))
     parser.add_argument('--resume', action='store_true', help='continue from OUT/train_state.pt when present')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')

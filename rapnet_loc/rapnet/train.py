@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError, DatasetError
@@ -68,6 +69,10 @@ class TrainConfig:
             true position and channel) or ``'cosim'`` (``losses.cosim_repeatability_loss``, R2D2's loss on a
             sharp soft detection map). It needs every correspondence of the pair (a dense warp), so the
             descriptor loss then draws its ``correspondences`` from those.
+        descriptor_scales: base stage: factors in (0, 1] (the extractor option of the same name): the pair is also
+            run at these fractions of its size, the maps are upsampled back and summed, and InfoNCE over every
+            pixel farther than ``safe_radius`` (not detection-weighted: the pooled map detects nothing) on that sum
+            is added to the loss on F. Empty: F alone.
         tuples, negatives, loc_distance, loc_angle: region stage: tuples per step, negatives per tuple, location
             thresholds (metres, degrees).
     """
@@ -93,6 +98,7 @@ class TrainConfig:
     safe_radius: int = 4
     repeat_weight: float = 0.0
     repeat_loss: str = 'peak'
+    descriptor_scales: list[float] = dataclasses.field(default_factory=list)
     tuples: int = 1
     negatives: int = 4
     loc_distance: float = 0.3
@@ -144,6 +150,15 @@ def _place_labels(sources: list[list[TrainFrame]], cfg: TrainConfig) -> np.ndarr
     return np.concatenate(labels)
 
 
+def pooled_maps(backbone: torch.nn.Module, images: torch.Tensor, scales: list[float]) -> torch.Tensor:
+    """Sum of the backbone's maps of ``images`` shrunk by each factor (area interpolation, as the extractor
+    shrinks images) and upsampled back bilinearly with pixel centres aligned (as ``detect.pooled_descriptors``
+    samples them): (B, 3, H, W) -> (B, C, H, W)."""
+    size = images.shape[2:]
+    return sum(F.interpolate(backbone(F.interpolate(images, size=[max(1, round(n * s)) for n in size], mode='area')),
+                             size=size, mode='bilinear', align_corners=False) for s in scales)
+
+
 def _base_loss(model: RapNet, sources: list[list[TrainFrame]], cfg: TrainConfig,
                rng: np.random.Generator) -> torch.Tensor:
     sizes = np.array([len(frames) for frames in sources])
@@ -164,7 +179,8 @@ def _base_loss(model: RapNet, sources: list[list[TrainFrame]], cfg: TrainConfig,
     else:
         raise DatasetError(f'found no frame pair with {MIN_CORRESPONDENCES} depth correspondences in '
                            f'{_PAIR_TRIES} tries: check the depth images and poses of {cfg.data}')
-    f = model.backbone(torch.from_numpy(np.concatenate([image1, image2])))
+    images = torch.from_numpy(np.concatenate([image1, image2]))
+    f = model.backbone(images)
     warp = None
     if dense:
         warp = torch.full(f.shape[2:] + (2,), float('nan'), dtype=torch.float64)
@@ -177,6 +193,9 @@ def _base_loss(model: RapNet, sources: list[list[TrainFrame]], cfg: TrainConfig,
                              cfg.loss == 'd2-nce')
     else:
         loss = d2_triplet_loss(f[0], f[1], pos1, pos2, cfg.margin, cfg.safe_radius)
+    if cfg.descriptor_scales:
+        pooled = pooled_maps(model.backbone, images, cfg.descriptor_scales)
+        loss = loss + info_nce_loss(pooled[0], pooled[1], pos1, pos2, cfg.safe_radius)
     repeat = REPEAT_LOSSES[cfg.repeat_loss](f[0], f[1], warp) if dense else None
     return loss if repeat is None else loss + cfg.repeat_weight * repeat
 
@@ -230,6 +249,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         raise ConfigError(f'unknown training stage {cfg.stage!r}; expected one of {", ".join(STAGES)}')
     if cfg.loss not in BASE_LOSSES:
         raise ConfigError(f'unknown base-stage loss {cfg.loss!r}; expected one of {", ".join(BASE_LOSSES)}')
+    if not all(0 < s <= 1 for s in cfg.descriptor_scales):
+        raise ConfigError(f'descriptor scales must lie in (0, 1], got {cfg.descriptor_scales}')
     if cfg.repeat_loss not in REPEAT_LOSSES:
         raise ConfigError(f'unknown repeatability loss {cfg.repeat_loss!r}; expected one of {", ".join(REPEAT_LOSSES)}')
     out = Path(cfg.out)
