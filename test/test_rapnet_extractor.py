@@ -16,6 +16,7 @@ from rapnet_loc.features.rapnet import RaPNet, RaPNetP
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.rapnet import weights
 from rapnet_loc.rapnet.export import export_onnx
+from rapnet_loc.rapnet.preprocess import normalize, resize_max_edge, to_rgb
 from rapnet_loc.rapnet.weights import random_model, save_weights
 
 WIDTH = 0.25
@@ -103,6 +104,27 @@ def test_descriptor_scales_keep_the_keypoints_and_pool_descriptors_from_smaller_
     assert np.abs(pooled.descriptors - by_torch.descriptors).max() < 1e-4
 
 
+def test_region_scale_takes_r_from_a_smaller_run(images, weight_files):
+    exact = {**FAST, 'subpixel': False, 'weights': str(weight_files['pt'])}
+    single = create_extractor('rapnet', exact).extract(images[0])
+    same_size = create_extractor('rapnet', {**exact, 'region_scale': 1.0}).extract(images[0])
+    assert np.array_equal(same_size.keypoints, single.keypoints) and np.allclose(same_size.scores, single.scores)
+    half = create_extractor('rapnet', {**exact, 'region_scale': 0.5, 'descriptor_scales': [0.5]}).extract(images[0])
+    model = weights.load_model(weight_files['pt'], WIDTH)[0].eval()
+    small = resize_max_edge(to_rgb(images[0]), 80)                    # half of max_edge 160
+    with torch.no_grad():
+        r = model.region(model.backbone(torch.from_numpy(normalize(small, 'torch'))))
+    r = torch.nn.functional.interpolate(r[None], size=(120, 160), mode='bilinear', align_corners=False)[0, 0]
+    ij = np.rint((half.keypoints[:, ::-1] + 0.5) / 4 - 0.5).astype(int)      # 640x480 pixels -> 160x120 input
+    assert np.allclose(half.weights, r[ij[:, 0], ij[:, 1]].numpy(), rtol=1e-4, atol=1e-6)   # channels-last vs not
+    assert not np.array_equal(half.keypoints, single.keypoints)       # R decides which detections are kept
+    onnx = create_extractor('rapnet', {**exact, 'backend': 'onnx', 'weights': str(weight_files['onnx']),
+                                       'region_scale': 0.5, 'descriptor_scales': [0.5]}).extract(images[0])
+    assert np.array_equal(onnx.keypoints, half.keypoints) and np.abs(onnx.descriptors - half.descriptors).max() < 1e-4
+    p_only = create_extractor('rapnet_p', {**exact, 'weights': str(weight_files['base']), 'region_scale': 0.5})
+    assert np.all(p_only.extract(images[0]).weights == 1)             # rapnet_p has no R to take
+
+
 def test_rapnet_p_ranks_by_p_and_takes_base_net_files(images, weight_files):
     p_only = create_extractor('rapnet_p', {**FAST, 'weights': str(weight_files['base'])})
     assert p_only.preprocessing == 'torch'       # our base-stage file says so; D2-Net files say caffe
@@ -180,7 +202,9 @@ def test_corrupt_weights_raise_instead_of_returning_garbage(tmp_path, images):
                                            ({'descriptor_scales': [0.5, 0]}, r'descriptor_scales must be .* \(0, 1\]'),
                                            ({'descriptor_scales': [2]}, 'descriptor_scales must be'),
                                            ({'descriptor_scales': 0.5}, 'descriptor_scales must be'),
-                                           ({'descriptor_scales': ['half']}, 'descriptor_scales must be')])
+                                           ({'descriptor_scales': ['half']}, 'descriptor_scales must be'),
+                                           ({'region_scale': 0}, r'region_scale must be empty or a factor in \(0, 1\]'),
+                                           ({'region_scale': 1.5}, 'region_scale must be')])
 def test_bad_options_raise(conf, message):
     with pytest.raises(ConfigError, match=message):
         create_extractor('rapnet', {'random_init': True, 'width': 0.125, 'device': 'cpu', **conf})

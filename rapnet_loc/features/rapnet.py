@@ -6,12 +6,14 @@ Keypoints are returned in the original image's pixels; descriptors are L2-normal
 (512-D at full width, ``512 * width`` otherwise), compared by Euclidean distance. With ``descriptor_scales`` (our
 option, not the authors'), the keypoints stay those of the single-scale run but their descriptors come from runs
 on smaller copies of the image (``detect.pooled_descriptors``): the network never downsamples, so its descriptors
-see about 33 px of its input, and a smaller copy gives them more of the scene.
+see about 33 px of its input, and a smaller copy gives them more of the scene. ``region_scale`` (ours too) takes the
+region weight R from such a run.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.features.base import FeatureExtractor, Features, register
@@ -23,6 +25,10 @@ from rapnet_loc.rapnet.weights import (DEFAULT_WIDTH, PREPROCESSING, default_wei
                                       require_width)
 
 BACKENDS = ('torch', 'onnx')
+
+
+def _is_factor(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
 
 
 @register('rapnet')
@@ -42,6 +48,9 @@ class RaPNet(FeatureExtractor):
         descriptor_scales: empty (the authors'): descriptor = F at the keypoint. A list of factors in (0, 1], e.g.
             ``[0.25, 0.5]``: the network also runs on the image shrunk to these fractions of its input size, and a
             keypoint's descriptor is the L2-normalised sum of those maps sampled bilinearly at the keypoint.
+        region_scale: ``rapnet`` only. None (the authors'): R from F. A factor in (0, 1], e.g. ``0.25``: R from the
+            run on the image shrunk by that factor (shared with ``descriptor_scales``), upsampled bilinearly; the
+            region head then judges regions with more of the scene in view.
         device: ``'auto'`` (CUDA when present), ``'cpu'``, ``'cuda'``...
         precision: torch backend: ``'fp32'``, ``'fp16'`` (CUDA) or ``'bf16'``.
         channels_last: torch backend: channels-last memory format.
@@ -52,8 +61,8 @@ class RaPNet(FeatureExtractor):
 
     default_conf = {'backend': 'torch', 'weights': None, 'width': DEFAULT_WIDTH, 'max_edge': 640,
                     'max_keypoints': 520, 'nms_radius': NMS_RADIUS, 'edge_ratio': EDGE_RATIO, 'subpixel': True,
-                    'descriptor_scales': [], 'device': 'auto', 'precision': 'fp32', 'channels_last': True, 'preprocessing': None,
-                    'random_init': False, 'seed': 0}
+                    'descriptor_scales': [], 'region_scale': None, 'device': 'auto', 'precision': 'fp32',
+                    'channels_last': True, 'preprocessing': None, 'random_init': False, 'seed': 0}
     use_region = True
 
     def __init__(self, conf: dict | None = None):
@@ -65,9 +74,10 @@ class RaPNet(FeatureExtractor):
             raise ConfigError(f'RaP-Net max_edge must be >= 1 and max_keypoints >= 0, got {c["max_edge"]} and '
                               f'{c["max_keypoints"]}')
         scales = c['descriptor_scales'] or []
-        if not isinstance(scales, (list, tuple)) or not all(
-                isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s <= 1 for s in scales):
+        if not isinstance(scales, (list, tuple)) or not all(map(_is_factor, scales)):
             raise ConfigError(f'RaP-Net descriptor_scales must be a list of factors in (0, 1], got {scales!r}')
+        if c['region_scale'] is not None and not _is_factor(c['region_scale']):
+            raise ConfigError(f'RaP-Net region_scale must be empty or a factor in (0, 1], got {c["region_scale"]!r}')
         if c['preprocessing'] not in (None, *PREPROCESSING):
             raise ConfigError(f'unknown preprocessing {c["preprocessing"]!r}; expected {" or ".join(PREPROCESSING)}')
         if c['backend'] == 'onnx':
@@ -87,22 +97,31 @@ class RaPNet(FeatureExtractor):
     def _empty(self) -> Features:
         return Features.empty(descriptor_size(self.runner.info.width), 'l2')
 
+    def _run(self, rgb: np.ndarray, edge: int, region: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """F (C, h, w) and, when ``region``, R (h, w) of ``rgb`` shrunk to a longer edge of at most ``edge``."""
+        features, r = self.runner(normalize(resize_max_edge(rgb, edge), self.preprocessing), region)
+        if not (torch.isfinite(features).all() and (r is None or torch.isfinite(r).all())):
+            raise ConfigError(f'RaP-Net produced NaN or infinite outputs with weights {self.runner.info.path}: '
+                              f'the weights are corrupt')
+        return features, r
+
     def extract(self, image: np.ndarray) -> Features:
         rgb = to_rgb(image)
         small = resize_max_edge(rgb, int(self.conf['max_edge']))
         if not has_texture(small) or self.conf['max_keypoints'] == 0:
             return self._empty()
-        features, region = self.runner(normalize(small, self.preprocessing), self.use_region)
-        if not (torch.isfinite(features).all() and (region is None or torch.isfinite(region).all())):
-            raise ConfigError(f'RaP-Net produced NaN or infinite outputs with weights {self.runner.info.path}: '
-                              f'the weights are corrupt')
+        edge, region_scale = max(small.shape[:2]), self.conf['region_scale'] if self.use_region else None
+        features, region = self._run(rgb, edge, self.use_region and not region_scale)
+        runs = {s: self._run(rgb, max(1, round(edge * s)), s == region_scale)
+                for s in {*self.conf['descriptor_scales'], *([region_scale] if region_scale else [])}}
+        if region_scale:
+            region = F.interpolate(runs[region_scale][1][None, None], size=features.shape[1:], mode='bilinear',
+                                   align_corners=False)[0, 0]
         found = detect(features, region, int(self.conf['max_keypoints']), int(self.conf['nms_radius']),
                        float(self.conf['edge_ratio']), bool(self.conf['subpixel']))
         descriptors = found.descriptors
         if scales := self.conf['descriptor_scales']:
-            edges = [max(1, round(max(small.shape[:2]) * s)) for s in scales]
-            maps = [self.runner(normalize(resize_max_edge(rgb, e), self.preprocessing), False)[0] for e in edges]
-            descriptors = pooled_descriptors(maps, found.ij + found.offsets, small.shape[:2])
+            descriptors = pooled_descriptors([runs[s][0] for s in scales], found.ij + found.offsets, small.shape[:2])
         scale = np.array([rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0]])
         xy = ((found.ij + found.offsets)[:, ::-1] + 0.5) * scale - 0.5
         return Features(xy, found.scores, descriptors, 'l2', weights=found.region)
