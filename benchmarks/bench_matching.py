@@ -15,7 +15,7 @@ projection; "NN right" is the share of those repeatable keypoints whose nearest 
 such a keypoint (within 3 px).
 
     python benchmarks/bench_matching.py [--gaps 10 30] [--step 10] [--edges 320 640] [--variants rapnet rapnet_p]
-        [--weights FILE] [--no-subpixel] [--descriptor-scales 0.25 0.5] [--orb-features 1000]
+        [--weights FILE] [--no-subpixel] [--descriptor-scales 0.25 0.5] [--region-scale 0.25] [--orb-features 1000]
 """
 import argparse
 import logging
@@ -120,6 +120,7 @@ def main() -> int:
                         help='RaP-Net keypoints at integer pixels, as the authors report them')
     parser.add_argument('--descriptor-scales', type=float, nargs='*', default=[],
                         help='RaP-Net descriptors pooled from runs at these fractions of max_edge (none: F itself)')
+    parser.add_argument('--region-scale', type=float, help='rapnet: R from the run at this fraction of max_edge')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     folder = SevenScenesFolder(args.data, args.first, args.last)
@@ -130,7 +131,7 @@ def main() -> int:
               for n, f in enumerate(folder) if f.index in wanted}
     runs = [('orb', {'max_keypoints': args.orb_features})] + [
         (name, {'max_edge': edge, 'subpixel': args.subpixel, 'descriptor_scales': args.descriptor_scales,
-                **({'weights': args.weights} if args.weights else {})})
+                'region_scale': args.region_scale, **({'weights': args.weights} if args.weights else {})})
         for edge in args.edges for name in args.variants]
     print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average '
           f'{os.getloadavg()[0]:.1f}; frames {args.first}-{args.last}, {len(frames)} images, mutual NN, no ratio test')
@@ -141,7 +142,8 @@ def main() -> int:
         size = (f'ORB, 640x480, {args.orb_features} features' if name == 'orb' else
                 f'max_edge {conf["max_edge"]}{"" if args.subpixel else ", integer pixels"}'
                 + (f', descriptors at {" + ".join(f"{s:g}" for s in args.descriptor_scales)}'
-                   if args.descriptor_scales else ''))
+                   if args.descriptor_scales else '')
+                + (f', R at {args.region_scale:g}' if args.region_scale and name == 'rapnet' else ''))
         for r in evaluate(name, conf, frames, folder.K, args.gaps, args.step, args.first):
             mma = ' | '.join(f'{m:.3f}' for m in r['mma'])
             print(f'| {name} | {size} | {r["gap"]} | {r["pairs"]} | {mma} | {r["matches"]:.0f} | '

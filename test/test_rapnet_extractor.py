@@ -90,13 +90,16 @@ def test_onnx_runtime_agrees_with_pytorch(images, weight_files, name, caplog):
 def test_descriptor_scales_keep_the_keypoints_and_pool_descriptors_from_smaller_runs(images, weight_files):
     exact = {**FAST, 'subpixel': False, 'weights': str(weight_files['pt'])}
     single = create_extractor('rapnet', exact).extract(images[0])
+    unset = create_extractor('rapnet', {**exact, 'descriptor_scales': None}).extract(images[0])   # YAML null
+    assert np.array_equal(unset.descriptors, single.descriptors)
     same_size = create_extractor('rapnet', {**exact, 'descriptor_scales': [1.0]}).extract(images[0])
     assert np.array_equal(same_size.keypoints, single.keypoints)
     assert np.abs(same_size.descriptors - single.descriptors).max() < 1e-5     # F sampled at its own pixels
     for backend, weights in (('torch', weight_files['pt']), ('onnx', weight_files['onnx'])):
         pooled = create_extractor('rapnet', {**exact, 'backend': backend, 'weights': str(weights),
                                              'descriptor_scales': [0.25, 0.5]}).extract(images[0])
-        assert np.array_equal(pooled.keypoints, single.keypoints) and np.allclose(pooled.scores, single.scores, rtol=1e-4)
+        assert np.array_equal(pooled.keypoints, single.keypoints)
+        assert np.allclose(pooled.scores, single.scores, rtol=1e-4)
         assert np.allclose(np.linalg.norm(pooled.descriptors, axis=1), 1.0, atol=1e-5)
         assert np.abs(pooled.descriptors - single.descriptors).max() > 0.1
         if backend == 'torch':

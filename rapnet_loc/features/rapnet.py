@@ -76,6 +76,7 @@ class RaPNet(FeatureExtractor):
         scales = c['descriptor_scales'] or []
         if not isinstance(scales, (list, tuple)) or not all(map(_is_factor, scales)):
             raise ConfigError(f'RaP-Net descriptor_scales must be a list of factors in (0, 1], got {scales!r}')
+        c['descriptor_scales'] = list(scales)      # YAML null: none
         if c['region_scale'] is not None and not _is_factor(c['region_scale']):
             raise ConfigError(f'RaP-Net region_scale must be empty or a factor in (0, 1], got {c["region_scale"]!r}')
         if c['preprocessing'] not in (None, *PREPROCESSING):
