@@ -37,6 +37,14 @@ def test_unknown_option_is_named():
         create_extractor('orb', {'max_kp': 10, 'nlevels': 3})
 
 
+def test_orb_pyramid_options(images):
+    single = create_extractor('orb', {'n_levels': 1, 'scale_factor': 1.0}).extract(images)
+    assert len(single) > 100 and single.n_levels == 1 and single.scale_factor == 1.0 and np.all(single.levels == 0)
+    for conf in ({'n_levels': 3, 'scale_factor': 1.0}, {'n_levels': 0}):
+        with pytest.raises(ConfigError, match='ORB needs n_levels >= 1 and, with several levels, scale_factor > 1'):
+            create_extractor('orb', conf)
+
+
 def test_register_new_extractor():
     @register('test_centre')
     class Centre(FeatureExtractor):

@@ -12,9 +12,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from rapnet_loc.errors import ConfigError
 from rapnet_loc.features.base import FeatureExtractor, Features, register, to_gray
 
 DESCRIPTOR_BYTES = 32
+SINGLE_LEVEL_FACTOR = 2.0    # handed to OpenCV when there is one level (unused by it)
 
 
 @register('orb')
@@ -23,7 +25,8 @@ class ORB(FeatureExtractor):
 
     Options:
         max_keypoints: keypoints kept per image.
-        n_levels, scale_factor: image pyramid.
+        n_levels, scale_factor: image pyramid; ``scale_factor`` must exceed 1 unless ``n_levels`` is 1 (no
+            pyramid, as RaP-Net: then 1 is what the front end is told).
         fast_threshold: FAST threshold of detection (the low, ORB-SLAM ``minThFAST``-like value).
         edge_threshold: border in pixels (at each level) without keypoints.
         grid_cell: side in pixels (at each level) of the cells that the selection balances over; 0 disables the
@@ -37,8 +40,13 @@ class ORB(FeatureExtractor):
     def __init__(self, conf: dict | None = None):
         super().__init__(conf)
         c = self.conf
+        if int(c['n_levels']) < 1 or (int(c['n_levels']) > 1 and float(c['scale_factor']) <= 1):
+            raise ConfigError(f'ORB needs n_levels >= 1 and, with several levels, scale_factor > 1; got n_levels '
+                              f'{c["n_levels"]} and scale_factor {c["scale_factor"]}')
         detect_n = int(c['max_keypoints'] * (c['oversample'] if c['grid_cell'] > 0 else 1.0))
-        self._orb = cv2.ORB_create(nfeatures=max(detect_n, 1), scaleFactor=float(c['scale_factor']),
+        # one level never scales, but OpenCV 5 refuses a factor of 1 even then
+        pyramid = float(c['scale_factor']) if int(c['n_levels']) > 1 else SINGLE_LEVEL_FACTOR
+        self._orb = cv2.ORB_create(nfeatures=max(detect_n, 1), scaleFactor=pyramid,
                                    nlevels=int(c['n_levels']), edgeThreshold=int(c['edge_threshold']),
                                    patchSize=31, fastThreshold=int(c['fast_threshold']))
 
