@@ -98,9 +98,9 @@ class RaPNet(FeatureExtractor):
     def _empty(self) -> Features:
         return Features.empty(descriptor_size(self.runner.info.width), 'l2')
 
-    def _run(self, rgb: np.ndarray, edge: int, region: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """F (C, h, w) and, when ``region``, R (h, w) of ``rgb`` shrunk to a longer edge of at most ``edge``."""
-        features, r = self.runner(normalize(resize_max_edge(rgb, edge), self.preprocessing), region)
+    def _run(self, rgb: np.ndarray, region: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """F (C, h, w) and, when ``region``, R (h, w) of an (h, w, 3) RGB network input."""
+        features, r = self.runner(normalize(rgb, self.preprocessing), region)
         if not (torch.isfinite(features).all() and (r is None or torch.isfinite(r).all())):
             raise ConfigError(f'RaP-Net produced NaN or infinite outputs with weights {self.runner.info.path}: '
                               f'the weights are corrupt')
@@ -112,8 +112,8 @@ class RaPNet(FeatureExtractor):
         if not has_texture(small) or self.conf['max_keypoints'] == 0:
             return self._empty()
         edge, region_scale = max(small.shape[:2]), self.conf['region_scale'] if self.use_region else None
-        features, region = self._run(rgb, edge, self.use_region and not region_scale)
-        runs = {s: self._run(rgb, max(1, round(edge * s)), s == region_scale)
+        features, region = self._run(small, self.use_region and not region_scale)
+        runs = {s: self._run(resize_max_edge(rgb, max(1, round(edge * s))), s == region_scale)
                 for s in {*self.conf['descriptor_scales'], *([region_scale] if region_scale else [])}}
         if region_scale:
             region = F.interpolate(runs[region_scale][1][None, None], size=features.shape[1:], mode='bilinear',
