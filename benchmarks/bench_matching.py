@@ -15,7 +15,7 @@ projection; "NN right" is the share of those repeatable keypoints whose nearest 
 such a keypoint (within 3 px).
 
     python benchmarks/bench_matching.py [--gaps 10 30] [--step 10] [--edges 320 640] [--variants rapnet rapnet_p]
-        [--weights FILE] [--no-subpixel] [--descriptor-scales 0.25 0.5] [--region-scale 0.25] [--orb-features 1000]
+        [--weights FILE] [--max-keypoints K] [--no-subpixel] [--descriptor-scales 0.25 0.5] [--region-scale 0.25] [--orb-features 1000]
 """
 import argparse
 import logging
@@ -116,6 +116,7 @@ def main() -> int:
     parser.add_argument('--variants', nargs='+', default=['rapnet'], choices=['rapnet', 'rapnet_p'])
     parser.add_argument('--weights', help='RaP-Net weights (default: the shipped file)')
     parser.add_argument('--orb-features', type=int, default=1000, help='keypoints of the ORB baseline')
+    parser.add_argument('--max-keypoints', type=int, help='keypoints RaP-Net keeps (default: the authors\' 520)')
     parser.add_argument('--no-subpixel', dest='subpixel', action='store_false',
                         help='RaP-Net keypoints at integer pixels, as the authors report them')
     parser.add_argument('--descriptor-scales', type=float, nargs='*', default=[],
@@ -131,7 +132,8 @@ def main() -> int:
               for n, f in enumerate(folder) if f.index in wanted}
     runs = [('orb', {'max_keypoints': args.orb_features})] + [
         (name, {'max_edge': edge, 'subpixel': args.subpixel, 'descriptor_scales': args.descriptor_scales,
-                'region_scale': args.region_scale, **({'weights': args.weights} if args.weights else {})})
+                'region_scale': args.region_scale, **({'weights': args.weights} if args.weights else {}),
+                **({'max_keypoints': args.max_keypoints} if args.max_keypoints else {})})
         for edge in args.edges for name in args.variants]
     print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average '
           f'{os.getloadavg()[0]:.1f}; frames {args.first}-{args.last}, {len(frames)} images, mutual NN, no ratio test')
@@ -143,7 +145,8 @@ def main() -> int:
                 f'max_edge {conf["max_edge"]}{"" if args.subpixel else ", integer pixels"}'
                 + (f', descriptors at {" + ".join(f"{s:g}" for s in args.descriptor_scales)}'
                    if args.descriptor_scales else '')
-                + (f', R at {args.region_scale:g}' if args.region_scale and name == 'rapnet' else ''))
+                + (f', R at {args.region_scale:g}' if args.region_scale and name == 'rapnet' else '')
+                + (f', {args.max_keypoints} keypoints' if args.max_keypoints else ''))
         for r in evaluate(name, conf, frames, folder.K, args.gaps, args.step, args.first):
             mma = ' | '.join(f'{m:.3f}' for m in r['mma'])
             print(f'| {name} | {size} | {r["gap"]} | {r["pairs"]} | {mma} | {r["matches"]:.0f} | '

@@ -49,8 +49,10 @@ def test_crop_pair_keeps_the_correspondences_inside_both_windows():
                        np.eye(3), np.eye(4))
     ij = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing='ij'), -1).reshape(-1, 2)
     pos2 = ij + [3.0, -5.0]                      # image b is image a moved by (+3, -5) pixels
-    c1, c2, p1, p2 = crop_pair(frame, frame, ij, pos2, 16, 10_000, np.random.default_rng(1))
+    c1, c2, p1, p2, corners = crop_pair(frame, frame, ij, pos2, 16, 10_000, np.random.default_rng(1))
     assert c1.shape == c2.shape == (1, 3, 16, 16) and 0 < len(p1) <= 256
+    for crop, (r, c) in zip((c1, c2), corners):
+        assert np.array_equal(crop, frame.image[..., r:r + 16, c:c + 16])
     assert np.all((p1 >= 0) & (p1 < 16)) and np.all((p2 >= 0) & (p2 <= 15))
     i1, j1 = p1.T
     i2, j2 = np.rint(p2).astype(int).T

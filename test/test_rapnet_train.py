@@ -190,11 +190,19 @@ def test_training_resumes_to_the_same_result(scene, tmp_path):
 def test_pooled_maps_shrink_run_and_upsample(scene, tmp_path):
     backbone = random_model(0.125, seed=0, region=False)[0].backbone.eval()
     x = torch.randn(2, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+    whole = torch.zeros(2, 2, dtype=torch.int64), (24, 32)
     with torch.no_grad():
-        assert torch.allclose(pooled_maps(backbone, x, [1.0]), backbone(x), atol=1e-6)
+        assert torch.allclose(pooled_maps(backbone, x, *whole, [1.0]), backbone(x), atol=1e-6)
         half = F.interpolate(backbone(F.avg_pool2d(x, 2)), scale_factor=2, mode='bilinear', align_corners=False)
         quarter = F.interpolate(backbone(F.avg_pool2d(x, 4)), scale_factor=4, mode='bilinear', align_corners=False)
-        assert torch.allclose(pooled_maps(backbone, x, [0.5, 0.25]), half + quarter, atol=1e-5)
+        assert torch.allclose(pooled_maps(backbone, x, *whole, [0.5, 0.25]), half + quarter, atol=1e-5)
+        # windows (one inside, one on the border) get the whole images' values though the net sees only their context
+        big = torch.randn(2, 3, 160, 224, generator=torch.Generator().manual_seed(1))
+        corners = torch.tensor([[70, 90], [144, 0]])
+        full = pooled_maps(backbone, big, torch.zeros(2, 2, dtype=torch.int64), (160, 224), [0.5, 0.25])
+        windows = pooled_maps(backbone, big, corners, (16, 20), [0.5, 0.25])
+        for n, (r, c) in enumerate(corners.tolist()):
+            assert torch.allclose(windows[n], full[n, :, r:r + 16, c:c + 20], atol=1e-5)
 
     common = dict(data=str(scene), width=0.125, max_edge=48, first=0, last=40, stride=10, steps=2, loss='d2-nce',
                   safe_radius=1, correspondences=64)

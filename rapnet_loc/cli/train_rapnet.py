@@ -34,8 +34,8 @@ _HELP = {
     'safe_radius': 'base (d2, dense-nce, d2-nce): negatives are farther than this from the true match (pixels)',
     'repeat_weight': 'base: weight of the repeatability loss (--repeat-loss) added to the descriptor loss (0: off)',
     'repeat_loss': 'base: peak (peak alignment) or cosim (R2D2 repeatability on a sharp detection map)',
-    'descriptor_scales': 'base: also train the descriptors pooled from the pair run at these fractions of its size '
-                         '(the extractor option descriptor_scales)',
+    'descriptor_scales': 'base: also train the descriptors pooled from the whole images run at these fractions of '
+                         'their size (the extractor option descriptor_scales)',
     'tuples': 'region: tuples per step', 'negatives': 'region: negatives per tuple',
     'loc_distance': 'region: location threshold in metres', 'loc_angle': 'region: location threshold in degrees',
 }

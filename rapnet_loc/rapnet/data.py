@@ -115,15 +115,16 @@ def correspondences(a: TrainFrame, b: TrainFrame, n: int, rng: np.random.Generat
 
 
 def crop_pair(a: TrainFrame, b: TrainFrame, pos1: np.ndarray, pos2: np.ndarray, size: int, n: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Windows of at most ``size`` x ``size`` pixels of both images (as D2-Net trains), each centred as far as the
     borders allow on the two ends of one random correspondence, and the correspondences inside both windows.
 
     Args:
         a, b: frames of the same size; pos1 (M, 2) int64 and pos2 (M, 2) float: ``correspondences(a, b)``, M >= 1.
     Returns:
-        The windows of ``a.image`` and ``b.image``, (1, 3, h, w) each, and up to ``n`` correspondences as (K, 2)
-        int64 positions in window a and (K, 2) float64 positions in window b.
+        The windows of ``a.image`` and ``b.image``, (1, 3, h, w) each, up to ``n`` correspondences as (K, 2)
+        int64 positions in window a and (K, 2) float64 positions in window b, and the windows' (row, column)
+        corners in their images, (2, 2) int64.
     """
     h, w = a.depth.shape
     window = np.array([min(size, h), min(size, w)])
@@ -133,7 +134,7 @@ def crop_pair(a: TrainFrame, b: TrainFrame, pos1: np.ndarray, pos2: np.ndarray, 
     keep = np.flatnonzero((p1 >= 0).all(1) & (p1 < window).all(1) & (p2 >= 0).all(1) & (p2 <= window - 1).all(1))[:n]
     crop1 = a.image[..., o1[0]:o1[0] + window[0], o1[1]:o1[1] + window[1]]
     crop2 = b.image[..., o2[0]:o2[0] + window[0], o2[1]:o2[1] + window[1]]
-    return crop1, crop2, p1[keep], p2[keep]
+    return crop1, crop2, p1[keep], p2[keep], np.stack([o1, o2])
 
 
 def location_labels(T_wc: np.ndarray, max_distance: float, max_angle_deg: float) -> np.ndarray:

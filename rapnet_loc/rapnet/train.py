@@ -44,6 +44,7 @@ STATE_FILE = 'train_state.pt'
 MIN_CORRESPONDENCES = 16
 _PAIR_TRIES = 20
 _CROP_OVERSAMPLE = 4     # correspondences drawn over the whole image per one kept inside the crops
+POOL_CONTEXT = 17        # shrunk-image pixels around a crop in the smaller runs: the net's receptive radius (16) + 1
 
 
 @dataclass
@@ -69,8 +70,9 @@ class TrainConfig:
             true position and channel) or ``'cosim'`` (``losses.cosim_repeatability_loss``, R2D2's loss on a
             sharp soft detection map). It needs every correspondence of the pair (a dense warp), so the
             descriptor loss then draws its ``correspondences`` from those.
-        descriptor_scales: base stage: factors in (0, 1] (the extractor option of the same name): the pair is also
-            run at these fractions of its size, the maps are upsampled back and summed, and InfoNCE over every
+        descriptor_scales: base stage: factors in (0, 1] (the extractor option of the same name): the pair's
+            whole images are also run at these fractions of their size, as the extractor runs them, the maps are
+            sampled on the pair's (cropped) pixel grid and summed (``pooled_maps``), and InfoNCE over every
             pixel farther than ``safe_radius`` (not detection-weighted: the pooled map detects nothing) on that sum
             is added to the loss on F. Empty: F alone.
         tuples, negatives, loc_distance, loc_angle: region stage: tuples per step, negatives per tuple, location
@@ -150,13 +152,37 @@ def _place_labels(sources: list[list[TrainFrame]], cfg: TrainConfig) -> np.ndarr
     return np.concatenate(labels)
 
 
-def pooled_maps(backbone: torch.nn.Module, images: torch.Tensor, scales: list[float]) -> torch.Tensor:
-    """Sum of the backbone's maps of ``images`` shrunk by each factor (area interpolation, as the extractor
-    shrinks images) and upsampled back bilinearly with pixel centres aligned (as ``detect.pooled_descriptors``
-    samples them): (B, 3, H, W) -> (B, C, H, W)."""
-    size = images.shape[2:]
-    return sum(F.interpolate(backbone(F.interpolate(images, size=[max(1, round(n * s)) for n in size], mode='area')),
-                             size=size, mode='bilinear', align_corners=False) for s in scales)
+def pooled_maps(backbone: torch.nn.Module, images: torch.Tensor, corners: torch.Tensor, size: tuple[int, int],
+                scales: list[float]) -> torch.Tensor:
+    """Sum over ``scales`` of the backbone's maps of whole images shrunk by each factor (area interpolation, as the
+    extractor shrinks images), sampled bilinearly on the pixel grid of a window of each image with pixel centres
+    aligned and positions clipped to the map (as ``detect.pooled_descriptors`` samples them).
+
+    The net runs only on the part of each shrunk image around the window (``POOL_CONTEXT`` pixels beyond it on
+    every side), which gives the window the values of a run on the whole shrunk image at a fraction of the cost.
+
+    Args:
+        images: (B, 3, H, W) whole images; corners: (B, 2) int64 (row, column) of each window's top-left pixel;
+            size: the windows' (h, w).
+    Returns:
+        (B, C, h, w).
+    """
+    shape, window = torch.tensor(images.shape[2:]), torch.tensor(size)
+    total = 0
+    for s in scales:
+        small = F.interpolate(images, size=[max(1, round(float(n) * s)) for n in shape], mode='area')
+        factor = torch.tensor(small.shape[2:]) / shape                            # shrunk pixels per pixel
+        extent = torch.minimum(torch.tensor(small.shape[2:]),
+                               torch.ceil(window * factor).long() + 2 * (POOL_CONTEXT + 2))
+        at = [(corner[:, None] + torch.arange(n) + 0.5) * k - 0.5 for n, k, corner in zip(size, factor, corners.T)]
+        starts = torch.stack([torch.clamp(torch.floor(a[:, 0]).long() - POOL_CONTEXT, min=0).minimum(m - e)
+                              for a, m, e in zip(at, small.shape[2:], extent)], 1)             # (B, 2)
+        parts = torch.stack([img[:, r:r + extent[0], c:c + extent[1]] for img, (r, c) in zip(small, starts.tolist())])
+        rows, cols = ((a - start[:, None] + 0.5) / e * 2 - 1 for a, start, e in zip(at, starts.T, extent))
+        grid = torch.stack(torch.broadcast_tensors(cols[:, None, :], rows[:, :, None]), -1).float()   # (B, h, w, 2)
+        total = total + F.grid_sample(backbone(parts), grid, mode='bilinear', padding_mode='border',
+                                      align_corners=False)
+    return total
 
 
 def _base_loss(model: RapNet, sources: list[list[TrainFrame]], cfg: TrainConfig,
@@ -171,9 +197,9 @@ def _base_loss(model: RapNet, sources: list[list[TrainFrame]], cfg: TrainConfig,
             continue
         wanted = frames[a].depth.size if dense else cfg.correspondences
         pos1, pos2 = correspondences(frames[a], frames[b], wanted * (_CROP_OVERSAMPLE if cfg.crop else 1), rng)
-        image1, image2 = frames[a].image, frames[b].image
+        image1, image2, corners = frames[a].image, frames[b].image, np.zeros((2, 2), np.int64)
         if cfg.crop and len(pos1):
-            image1, image2, pos1, pos2 = crop_pair(frames[a], frames[b], pos1, pos2, cfg.crop, wanted, rng)
+            image1, image2, pos1, pos2, corners = crop_pair(frames[a], frames[b], pos1, pos2, cfg.crop, wanted, rng)
         if len(pos1) >= MIN_CORRESPONDENCES:
             break
     else:
@@ -194,7 +220,8 @@ def _base_loss(model: RapNet, sources: list[list[TrainFrame]], cfg: TrainConfig,
     else:
         loss = d2_triplet_loss(f[0], f[1], pos1, pos2, cfg.margin, cfg.safe_radius)
     if cfg.descriptor_scales:
-        pooled = pooled_maps(model.backbone, images, cfg.descriptor_scales)
+        whole = torch.from_numpy(np.concatenate([frames[a].image, frames[b].image]))
+        pooled = pooled_maps(model.backbone, whole, torch.from_numpy(corners), f.shape[2:], cfg.descriptor_scales)
         loss = loss + info_nce_loss(pooled[0], pooled[1], pos1, pos2, cfg.safe_radius)
     repeat = REPEAT_LOSSES[cfg.repeat_loss](f[0], f[1], warp) if dense else None
     return loss if repeat is None else loss + cfg.repeat_weight * repeat
