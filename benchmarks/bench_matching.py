@@ -15,7 +15,8 @@ projection; "NN right" is the share of those repeatable keypoints whose nearest 
 such a keypoint (within 3 px).
 
     python benchmarks/bench_matching.py [--gaps 10 30] [--step 10] [--edges 320 640] [--variants rapnet rapnet_p]
-        [--weights FILE] [--max-keypoints K] [--no-subpixel] [--descriptor-scales 0.25 0.5] [--region-scale 0.25] [--orb-features 1000]
+        [--weights FILE] [--max-keypoints K] [--no-subpixel] [--descriptor-scales 0.25 0.5] [--region-scale 0.25]
+        [--orb-features 1000]
 """
 import argparse
 import logging
