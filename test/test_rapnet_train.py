@@ -187,6 +187,24 @@ def test_training_resumes_to_the_same_result(scene, tmp_path):
         train(TrainConfig(out=str(tmp_path / 'x'), stage='region', **common), progress=False)
 
 
+def test_region_spread_pulls_the_spread_of_r_to_its_target(scene, tmp_path):
+    common = dict(data=str(scene), width=0.125, max_edge=48, first=0, last=80, stride=10, loc_distance=0.1,
+                  loc_angle=10.0)
+    base = train(TrainConfig(out=str(tmp_path / 'base'), steps=1, correspondences=64, **common), progress=False)
+    runs = {spread: train(TrainConfig(out=str(tmp_path / str(spread)), stage='region', init=str(base.weights),
+                                      steps=15, region_spread=spread, **common), progress=False)
+            for spread in (None, 0.0)}
+    # the same seeded head and tuple at the first step: the spread term is added to the ratio loss
+    assert runs[0.0].losses[0] > runs[None].losses[0]
+    image = torch.from_numpy(load_frames(str(scene), 0, 80, 10, 48)[0].image)
+    spreads = {}
+    for spread, run in runs.items():
+        model = load_model(run.weights, width=0.125, need_region=True)[0].eval()
+        with torch.no_grad():
+            spreads[spread] = model(image)[1].std().item()
+    assert spreads[0.0] < 0.5 * spreads[None], spreads
+
+
 def test_pooled_maps_shrink_run_and_upsample(scene, tmp_path):
     backbone = random_model(0.125, seed=0, region=False)[0].backbone.eval()
     x = torch.randn(2, 3, 24, 32, generator=torch.Generator().manual_seed(0))
@@ -211,5 +229,9 @@ def test_pooled_maps_shrink_run_and_upsample(scene, tmp_path):
                    progress=False)
     # the same seeded network and pair at the first step; the pooled maps' InfoNCE is added to the loss on F
     assert pooled.losses[0] > plain.losses[0] + 1.0 and np.all(np.isfinite(pooled.losses))
+    # a wider exclusion radius for the pooled maps' negatives leaves fewer of them: a smaller first loss
+    wide = train(TrainConfig(out=str(tmp_path / 'wide'), descriptor_scales=[0.5, 0.25], pool_safe_radius=3,
+                             **common), progress=False)
+    assert plain.losses[0] < wide.losses[0] < pooled.losses[0]
     with pytest.raises(ConfigError, match=r'descriptor scales must lie in \(0, 1\]'):
         train(TrainConfig(data='unused', out='unused', descriptor_scales=[0.5, 0.0]))

@@ -16,7 +16,7 @@ import numpy as np
 from rapnet_loc.rapnet.train import BASE_LOSSES, REPEAT_LOSSES, STAGES, TrainConfig, train
 
 LOG = logging.getLogger(__name__)
-_TYPES = {'init': str, 'lr': float}
+_TYPES = {'init': str, 'lr': float, 'pool_safe_radius': int, 'region_spread': float}
 _LISTS = {'descriptor_scales': float}     # options taking several values
 _HELP = {
     'stage': 'training stage', 'init': 'weights to start from (required for --stage region)',
@@ -36,8 +36,12 @@ _HELP = {
     'repeat_loss': 'base: peak (peak alignment) or cosim (R2D2 repeatability on a sharp detection map)',
     'descriptor_scales': 'base: also train the descriptors pooled from the whole images run at these fractions of '
                          'their size (the extractor option descriptor_scales)',
+    'pool_safe_radius': 'base with --descriptor-scales: negatives of the pooled descriptors\' InfoNCE are farther '
+                        'than this from the true match (pixels; default: --safe-radius)',
     'tuples': 'region: tuples per step', 'negatives': 'region: negatives per tuple',
     'loc_distance': 'region: location threshold in metres', 'loc_angle': 'region: location threshold in degrees',
+    'region_spread': 'region: also pull each image\'s standard deviation of R to this value (default: the ratio '
+                     'loss alone, which leaves R\'s scale free)',
 }
 
 

@@ -75,8 +75,16 @@ class TrainConfig:
             sampled on the pair's (cropped) pixel grid and summed (``pooled_maps``), and InfoNCE over every
             pixel farther than ``safe_radius`` (not detection-weighted: the pooled map detects nothing) on that sum
             is added to the loss on F. Empty: F alone.
+        pool_safe_radius: base stage with ``descriptor_scales``: the exclusion radius (pixels of the training
+            images) of that InfoNCE; None: ``safe_radius``. The pooled maps are smooth at the scale of their
+            smallest run (a pixel of a quarter-size run spans 4), so a negative 2 px from the true match is nearly
+            the match itself; the extractor's keypoints are never closer than its NMS box (4 px).
         tuples, negatives, loc_distance, loc_angle: region stage: tuples per step, negatives per tuple, location
             thresholds (metres, degrees).
+        region_spread: region stage: None (the authors'): the ratio loss alone. A number: adds the squared
+            difference between each image's standard deviation of R and it. The ratio loss cannot see R's scale
+            (g is normalised), yet exp(R - mean R) in the keypoint score can: without this, R's spread drifts
+            with training and can outweigh P entirely.
     """
 
     data: str | list[str]
@@ -101,10 +109,12 @@ class TrainConfig:
     repeat_weight: float = 0.0
     repeat_loss: str = 'peak'
     descriptor_scales: list[float] = dataclasses.field(default_factory=list)
+    pool_safe_radius: int | None = None
     tuples: int = 1
     negatives: int = 4
     loc_distance: float = 0.3
     loc_angle: float = 20.0
+    region_spread: float | None = None
 
 
 @dataclass
@@ -222,7 +232,8 @@ def _base_loss(model: RapNet, sources: list[list[TrainFrame]], cfg: TrainConfig,
     if cfg.descriptor_scales:
         whole = torch.from_numpy(np.concatenate([frames[a].image, frames[b].image]))
         pooled = pooled_maps(model.backbone, whole, torch.from_numpy(corners), f.shape[2:], cfg.descriptor_scales)
-        loss = loss + info_nce_loss(pooled[0], pooled[1], pos1, pos2, cfg.safe_radius)
+        radius = cfg.safe_radius if cfg.pool_safe_radius is None else cfg.pool_safe_radius
+        loss = loss + info_nce_loss(pooled[0], pooled[1], pos1, pos2, radius)
     repeat = REPEAT_LOSSES[cfg.repeat_loss](f[0], f[1], warp) if dense else None
     return loss if repeat is None else loss + cfg.repeat_weight * repeat
 
@@ -239,8 +250,12 @@ def _region_loss(model: RapNet, features: list[torch.Tensor], labels: np.ndarray
                  rng: np.random.Generator) -> torch.Tensor:
     index = np.concatenate([sample_tuple(labels, rng, cfg.negatives) for _ in range(cfg.tuples)])
     f = torch.stack([features[k] for k in index]).float()
-    g = global_descriptor(f, model.region(f)).view(cfg.tuples, 2 + cfg.negatives, -1)
-    return ratio_loss(g[:, 0], g[:, 1], g[:, 2:])
+    region = model.region(f)
+    g = global_descriptor(f, region).view(cfg.tuples, 2 + cfg.negatives, -1)
+    loss = ratio_loss(g[:, 0], g[:, 1], g[:, 2:])
+    if cfg.region_spread is None:
+        return loss
+    return loss + ((region.flatten(1).std(dim=1) - cfg.region_spread) ** 2).mean()
 
 
 def _save_state(path: Path, model: RapNet, optimizer: torch.optim.Optimizer, step: int, losses: list[float],
