@@ -203,6 +203,10 @@ def test_region_spread_pulls_the_spread_of_r_to_its_target(scene, tmp_path):
         with torch.no_grad():
             spreads[spread] = model(image)[1].std().item()
     assert spreads[0.0] < 0.5 * spreads[None], spreads
+    with pytest.raises(ConfigError, match='region_spread must be >= 0'):
+        train(TrainConfig(data='unused', out='unused', stage='region', region_spread=-1.0))
+    with pytest.raises(ConfigError, match='pool_safe_radius and region_spread must be >= 0'):
+        train(TrainConfig(data='unused', out='unused', pool_safe_radius=-2))
 
 
 def test_pooled_maps_shrink_run_and_upsample(scene, tmp_path):

@@ -293,6 +293,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         raise ConfigError(f'unknown base-stage loss {cfg.loss!r}; expected one of {", ".join(BASE_LOSSES)}')
     if not all(0 < s <= 1 for s in cfg.descriptor_scales):
         raise ConfigError(f'descriptor scales must lie in (0, 1], got {cfg.descriptor_scales}')
+    if min(cfg.pool_safe_radius or 0, cfg.region_spread or 0) < 0:
+        raise ConfigError(f'pool_safe_radius and region_spread must be >= 0, got {cfg.pool_safe_radius} and '
+                          f'{cfg.region_spread}')
     if cfg.repeat_loss not in REPEAT_LOSSES:
         raise ConfigError(f'unknown repeatability loss {cfg.repeat_loss!r}; expected one of {", ".join(REPEAT_LOSSES)}')
     out = Path(cfg.out)
