@@ -12,7 +12,7 @@
    OpenLORIS metrics (``rapnet_loc.eval.openloris.evaluate_file``: correct rate, ATE RMSE).
 
     python benchmarks/bench_ablation.py [--out out/ablation] [--scene home] [--frames 150] [--people 6] [--seed 11]
-        [--max-keypoints 100] [--init-min-points 100] [--tracking JSON] [--weights FILE] [--shares-only]
+        [--max-keypoints 100] [--init-min-points 100] [--tracking JSON] [--weights FILE] [--conf JSON] [--shares-only]
 """
 import argparse
 import json
@@ -79,6 +79,8 @@ def main() -> int:
     parser.add_argument('--tracking', type=json.loads, default={},
                         help='more front-end tracking settings, a JSON object (rapnet_loc.slam.config.TrackingConfig)')
     parser.add_argument('--weights', help='RaP-Net weights with a region head (default: the shipped file)')
+    parser.add_argument('--conf', type=json.loads, default={},
+                        help='more options of both extractors, a JSON object (e.g. descriptor_scales, nms_radius)')
     parser.add_argument('--shares-only', action='store_true', help='keypoint shares only, no front-end runs')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -86,11 +88,11 @@ def main() -> int:
     synth = generate(args.out / 'data', args.scene, 1, args.frames, width, height, args.seed,
                      Challenges(people=args.people), compression='lz4', progress=False)
     bag = synth.bags[0]
-    conf = {'max_keypoints': args.max_keypoints, **({'weights': args.weights} if args.weights else {})}
+    conf = {**args.conf, 'max_keypoints': args.max_keypoints, **({'weights': args.weights} if args.weights else {})}
     shares, pixel_share, frames = dynamic_shares(bag, args.every, conf)
     print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; '
           f'{bag.name}: {args.frames} frames at {args.size}, {args.people} people, seed {args.seed}, '
-          f'{args.max_keypoints} keypoints')
+          f'{args.max_keypoints} keypoints' + (f', options {json.dumps(args.conf)}' if args.conf else ''))
     print(f'dynamic pixels: {100 * pixel_share:.1f} % of the image ({frames} frames)')
     if args.shares_only:
         print(', '.join(f'{name}: {100 * share:.1f} % of the keypoints on people' for name, share in shares.items()))

@@ -12,11 +12,13 @@ matches.
 Two more columns separate the detector from the descriptor: repeatability@3 is the share of frame i's keypoints
 (with depth, projecting inside frame i + gap) that have a keypoint of frame i + gap within 3 px of their
 projection; "NN right" is the share of those repeatable keypoints whose nearest descriptor in frame i + gap is
-such a keypoint (within 3 px).
+such a keypoint (within 3 px). "Crowded" is the share of keypoints with another keypoint of the same image within
+3 px: a crowded detector has more chances to land near the true position, which MMA@3 rewards (ORB's pyramid levels
+often detect one corner several times).
 
     python benchmarks/bench_matching.py [--gaps 10 30] [--step 10] [--edges 320 640] [--variants rapnet rapnet_p]
-        [--weights FILE] [--max-keypoints K] [--no-subpixel] [--descriptor-scales 0.25 0.5] [--region-scale 0.25]
-        [--orb-features 1000]
+        [--weights FILE] [--max-keypoints K] [--nms-radius R] [--no-subpixel] [--descriptor-scales 0.25 0.5]
+        [--region-scale 0.25] [--orb-features 1000]
 """
 import argparse
 import logging
@@ -76,11 +78,18 @@ def repeatability(fa: Features, fb: Features, depth_a: np.ndarray, K: np.ndarray
     return len(repeatable) / len(seen), float(right)
 
 
+def crowded(f: Features) -> float:
+    """Share of ``f``'s keypoints with another keypoint within ``REPEAT_PX``."""
+    if len(f) < 2:
+        return 0.0
+    return float(np.mean(cKDTree(f.keypoints).query(f.keypoints, k=2)[0][:, 1] <= REPEAT_PX))
+
+
 def evaluate(name: str, conf: dict, frames: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], K: np.ndarray,
              gaps: list[int], step: int, first: int) -> list[dict]:
     """One row per gap: MMA at ``THRESHOLDS``, matches and keypoints per pair, checked share, ms per frame, the
     median error of the matches that pass a 0.7 ratio test (nearly all right: the ground truth's own error), and
-    ``repeatability``."""
+    ``repeatability``, and the ``crowded`` share."""
     extractor = create_extractor(name, conf)
     features, seconds = {}, []
     for i, (color, _, _) in frames.items():
@@ -102,7 +111,8 @@ def evaluate(name: str, conf: dict, frames: dict[int, tuple[np.ndarray, np.ndarr
         rows.append({'extractor': name, 'gap': gap, 'pairs': len(pairs), 'mma': np.mean(acc, axis=0),
                      'matches': np.mean(matches), 'checked': np.mean(checked),
                      'keypoints': np.mean([len(f) for f in features.values()]), 'ms': 1e3 * np.median(seconds),
-                     'strict_median': np.median(np.concatenate(strict)), 'repeat': np.mean(repeat, axis=0)})
+                     'strict_median': np.median(np.concatenate(strict)), 'repeat': np.mean(repeat, axis=0),
+                     'crowded': np.mean([crowded(f) for f in features.values()])})
     return rows
 
 
@@ -118,6 +128,8 @@ def main() -> int:
     parser.add_argument('--weights', help='RaP-Net weights (default: the shipped file)')
     parser.add_argument('--orb-features', type=int, default=1000, help='keypoints of the ORB baseline')
     parser.add_argument('--max-keypoints', type=int, help='keypoints RaP-Net keeps (default: the authors\' 520)')
+    parser.add_argument('--nms-radius', type=int,
+                        help='half-size of RaP-Net\'s NMS box in pixels (default: the authors\' 4, a 9x9 box)')
     parser.add_argument('--no-subpixel', dest='subpixel', action='store_false',
                         help='RaP-Net keypoints at integer pixels, as the authors report them')
     parser.add_argument('--descriptor-scales', type=float, nargs='*', default=[],
@@ -134,25 +146,27 @@ def main() -> int:
     runs = [('orb', {'max_keypoints': args.orb_features})] + [
         (name, {'max_edge': edge, 'subpixel': args.subpixel, 'descriptor_scales': args.descriptor_scales,
                 'region_scale': args.region_scale, **({'weights': args.weights} if args.weights else {}),
-                **({'max_keypoints': args.max_keypoints} if args.max_keypoints else {})})
+                **({'max_keypoints': args.max_keypoints} if args.max_keypoints else {}),
+                **({'nms_radius': args.nms_radius} if args.nms_radius is not None else {})})
         for edge in args.edges for name in args.variants]
     print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average '
           f'{os.getloadavg()[0]:.1f}; frames {args.first}-{args.last}, {len(frames)} images, mutual NN, no ratio test')
     print('| extractor | input | gap | pairs | MMA@1 | MMA@3 | MMA@5 | matches/pair | with depth | keypoints '
-          '| ms/frame | median error, ratio 0.7 | repeatability@3 | NN right |')
-    print('|' + ' --- |' * 14)
+          '| ms/frame | median error, ratio 0.7 | repeatability@3 | NN right | crowded |')
+    print('|' + ' --- |' * 15)
     for name, conf in runs:
         size = (f'ORB, 640x480, {args.orb_features} features' if name == 'orb' else
                 f'max_edge {conf["max_edge"]}{"" if args.subpixel else ", integer pixels"}'
                 + (f', descriptors at {" + ".join(f"{s:g}" for s in args.descriptor_scales)}'
                    if args.descriptor_scales else '')
                 + (f', R at {args.region_scale:g}' if args.region_scale and name == 'rapnet' else '')
-                + (f', {args.max_keypoints} keypoints' if args.max_keypoints else ''))
+                + (f', {args.max_keypoints} keypoints' if args.max_keypoints else '')
+                + (f', NMS radius {args.nms_radius}' if args.nms_radius is not None else ''))
         for r in evaluate(name, conf, frames, folder.K, args.gaps, args.step, args.first):
             mma = ' | '.join(f'{m:.3f}' for m in r['mma'])
             print(f'| {name} | {size} | {r["gap"]} | {r["pairs"]} | {mma} | {r["matches"]:.0f} | '
                   f'{100 * r["checked"]:.0f} % | {r["keypoints"]:.0f} | {r["ms"]:.0f} | {r["strict_median"]:.1f} px | '
-                  f'{r["repeat"][0]:.3f} | {r["repeat"][1]:.3f} |', flush=True)
+                  f'{r["repeat"][0]:.3f} | {r["repeat"][1]:.3f} | {r["crowded"]:.3f} |', flush=True)
     return 0
 
 
