@@ -78,7 +78,8 @@ class TrainConfig:
         pool_safe_radius: base stage with ``descriptor_scales``: the exclusion radius (pixels of the training
             images) of that InfoNCE; None: ``safe_radius``. The pooled maps are smooth at the scale of their
             smallest run (a pixel of a quarter-size run spans 4), so a negative 2 px from the true match is nearly
-            the match itself; the extractor's keypoints are never closer than its NMS box (4 px).
+            the match itself; the extractor's keypoints are never closer than its NMS box (4 px with the authors'
+            9x9 box).
         tuples, negatives, loc_distance, loc_angle: region stage: tuples per step, negatives per tuple, location
             thresholds (metres, degrees).
         region_spread: region stage: None (the authors'): the ratio loss alone. A number: adds the squared
