@@ -96,6 +96,8 @@ def evaluate(name: str, conf: dict, frames: dict[int, tuple[np.ndarray, np.ndarr
         start = time.perf_counter()
         features[i] = extractor.extract(color)
         seconds.append(time.perf_counter() - start)
+    per_frame = {'keypoints': np.mean([len(f) for f in features.values()]), 'ms': 1e3 * np.median(seconds),
+                 'crowded': np.mean([crowded(f) for f in features.values()])}
     rows = []
     for gap in gaps:
         pairs = [(i, i + gap) for i in range(first, max(frames) - gap + 1, step)]
@@ -110,9 +112,8 @@ def evaluate(name: str, conf: dict, frames: dict[int, tuple[np.ndarray, np.ndarr
             repeat.append(repeatability(*pair))
         rows.append({'extractor': name, 'gap': gap, 'pairs': len(pairs), 'mma': np.mean(acc, axis=0),
                      'matches': np.mean(matches), 'checked': np.mean(checked),
-                     'keypoints': np.mean([len(f) for f in features.values()]), 'ms': 1e3 * np.median(seconds),
                      'strict_median': np.median(np.concatenate(strict)), 'repeat': np.mean(repeat, axis=0),
-                     'crowded': np.mean([crowded(f) for f in features.values()])})
+                     **per_frame})
     return rows
 
 
