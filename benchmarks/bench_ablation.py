@@ -44,10 +44,10 @@ from rapnet_loc.synth.frames import bag_frames
 VARIANTS = ('rapnet_p', 'rapnet')
 
 
-def dynamic_counts(bag: Path, every: int, conf: dict) -> tuple[dict[str, tuple[int, int]], float, int]:
-    """Per extractor, (keypoints on dynamic pixels, all keypoints); the share of dynamic pixels; frames used."""
+def dynamic_counts(bag: Path, every: int, conf: dict) -> tuple[dict[str, tuple[int, int]], float]:
+    """Per extractor, (keypoints on dynamic pixels, all keypoints); the share of dynamic pixels."""
     extractors = {name: create_extractor(name, conf) for name in VARIANTS}
-    on_dynamic, total, pixels, frames = dict.fromkeys(VARIANTS, 0), dict.fromkeys(VARIANTS, 0), [], 0
+    on_dynamic, total, pixels = dict.fromkeys(VARIANTS, 0), dict.fromkeys(VARIANTS, 0), []
     _, items = bag_frames(bag)
     for n, item in enumerate(items):
         if n % every:
@@ -58,8 +58,7 @@ def dynamic_counts(bag: Path, every: int, conf: dict) -> tuple[dict[str, tuple[i
             xy = np.rint(extractor.extract(item.frame.color).keypoints).astype(np.int64)
             on_dynamic[name] += int(dynamic[xy[:, 1], xy[:, 0]].sum())
             total[name] += len(xy)
-        frames += 1
-    return {name: (on_dynamic[name], total[name]) for name in VARIANTS}, float(np.mean(pixels)), frames
+    return {name: (on_dynamic[name], total[name]) for name in VARIANTS}, float(np.mean(pixels))
 
 
 def front_end(bag: Path, gt_dir: Path, out: Path, name: str, conf: dict, tracking: dict) -> dict:
@@ -110,7 +109,7 @@ def main() -> int:
         out = args.out / f'seed{seed}' if len(args.seeds) > 1 else args.out
         synth = generate(out / 'data', args.scene, 1, args.frames, width, height, seed,
                          Challenges(people=args.people), compression='lz4', progress=False)
-        counts, pixel_share, _ = dynamic_counts(synth.bags[0], args.every, conf)
+        counts, pixel_share = dynamic_counts(synth.bags[0], args.every, conf)
         for name in VARIANTS:
             m = {} if args.shares_only else front_end(synth.bags[0], synth.gt_path.parent, out, name, conf, tracking)
             pooled[name].append((counts[name], m))
