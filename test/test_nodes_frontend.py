@@ -146,7 +146,10 @@ def test_frontend_tracks_like_replay_with_rep105_tf_and_sim_time(graph, scene):
     for m in rec['/rapnet_loc/odometry']:
         assert (m.header.frame_id, m.child_frame_id) == ('map', 'base_link')
         np.testing.assert_allclose(pose_to_matrix(m.pose.pose), T_map_base[stamp_ns(m.header.stamp)], atol=1e-9)
-    assert len(rec['/rapnet_loc/path'][-1].poses) == len(T_map_base)
+    # the path and map points are other topics, which may lag the last frame's pose
+    wait_for(lambda: rec['/rapnet_loc/path'] and len(rec['/rapnet_loc/path'][-1].poses) == len(T_map_base), 10,
+             'the path of every tracked frame')
+    wait_for(lambda: rec['/rapnet_loc/map_points'], 10, 'map points')
     assert rec['/rapnet_loc/map_points'][-1].markers[0].points
 
     # REP 105: map -> odom composed with /odom at the image stamp is the base pose, and follows the ground truth
