@@ -70,9 +70,7 @@ def front_end(bag: Path, gt_dir: Path, out: Path, name: str, conf: dict, trackin
     replay.run(replay.parse_args([str(bag), '--config', str(config), '--out', str(out / name)]))
     seconds = time.perf_counter() - start
     summary = evaluate_file(out / name / 'trajectory_openloris.txt', gt_dir).summary()
-    metrics = next(iter(summary['sequences'].values()))
-    ate = float('nan') if metrics['ate_rmse'] is None else metrics['ate_rmse']
-    return {**metrics, 'ate_rmse': ate, 'seconds': seconds}
+    return {**next(iter(summary['sequences'].values())), 'seconds': seconds}
 
 
 def main() -> int:
@@ -127,9 +125,9 @@ def pool(runs: list[tuple[tuple[int, int], dict]]) -> tuple[tuple[int, int], dic
     metrics = [m for _, m in runs if m]
     if not metrics:
         return counts, {}
-    ate = [m['ate_rmse'] for m in metrics if not np.isnan(m['ate_rmse'])]
+    ate = [m['ate_rmse'] for m in metrics if m['ate_rmse'] is not None]
     return counts, {'correct_rate': float(np.mean([m['correct_rate'] for m in metrics])),
-                    'ate_rmse': float(np.mean(ate)) if ate else float('nan'),
+                    'ate_rmse': float(np.mean(ate)) if ate else None,
                     'poses': sum(m['poses'] for m in metrics),
                     'seconds': float(np.mean([m['seconds'] for m in metrics]))}
 
@@ -140,7 +138,7 @@ def row(counts: tuple[int, int], m: dict) -> str:
     share = f'{100 * counts[0] / max(counts[1], 1):.1f} % |'
     if not m:
         return share + ' | | | |'
-    ate = 'none' if np.isnan(m['ate_rmse']) else f'{100 * m["ate_rmse"]:.1f} cm'
+    ate = 'none' if m['ate_rmse'] is None else f'{100 * m["ate_rmse"]:.1f} cm'
     return share + f' {m["correct_rate"]:.3f} | {ate} | {m["poses"]} | {m["seconds"]:.0f} |'
 
 
