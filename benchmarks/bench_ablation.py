@@ -35,9 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rapnet_loc.cli import replay
 from rapnet_loc.eval.openloris import evaluate_file
 from rapnet_loc.features import create_extractor
+from rapnet_loc.io.source import open_source
+from rapnet_loc.slam.config import SlamConfig
+from rapnet_loc.slam.run import replay
 from rapnet_loc.synth import DYNAMIC, Challenges, generate
 from rapnet_loc.synth.frames import bag_frames
 
@@ -64,10 +66,10 @@ def dynamic_counts(bag: Path, every: int, conf: dict) -> tuple[dict[str, tuple[i
 def front_end(bag: Path, gt_dir: Path, out: Path, name: str, conf: dict, tracking: dict) -> dict:
     """Replay ``bag`` with extractor ``name`` (options ``conf``; front-end ``tracking`` settings) into
     ``out/name``; the sequence's OpenLORIS metrics and the seconds it took."""
-    config = out / f'{name}.yaml'
-    config.write_text(json.dumps({'features': {'name': name, 'conf': conf}, 'tracking': tracking}))  # JSON is YAML
+    config = SlamConfig.from_dict({'features': {'name': name, 'conf': conf}, 'tracking': tracking})
     start = time.perf_counter()
-    replay.run(replay.parse_args([str(bag), '--config', str(config), '--out', str(out / name)]))
+    with open_source(bag) as source:
+        replay(source, config, out / name)
     seconds = time.perf_counter() - start
     summary = evaluate_file(out / name / 'trajectory_openloris.txt', gt_dir).summary()
     return {**next(iter(summary['sequences'].values())), 'seconds': seconds}

@@ -35,7 +35,7 @@ from rapnet_loc.features import create_extractor
 from rapnet_loc.features.base import Features
 from rapnet_loc.features.matching import match_mutual, pairwise_distances
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
-from rapnet_loc.rapnet.data import DEPTH_INTRINSICS, register_depth, reproject
+from rapnet_loc.rapnet.data import register_depth, reproject
 
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / '7scenes-redkitchen-seq01-dev'
 THRESHOLDS = (1, 3, 5)
@@ -140,9 +140,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     folder = SevenScenesFolder(args.data, args.first, args.last)
     _, poses = folder.poses()
-    K_depth = np.loadtxt(folder.path / DEPTH_INTRINSICS)
     wanted = {i for gap in args.gaps for a in range(args.first, args.last - gap + 1, args.step) for i in (a, a + gap)}
-    frames = {f.index: (f.color, register_depth(f.depth, K_depth, folder.K, f.depth.shape, 1.0), poses[n])
+    frames = {f.index: (f.color, register_depth(f.depth, folder.K_depth, folder.K, f.depth.shape, 1.0), poses[n])
               for n, f in enumerate(folder) if f.index in wanted}
     runs = [('orb', {'max_keypoints': args.orb_features})] + [
         (name, {'max_edge': edge, 'subpixel': args.subpixel, 'descriptor_scales': args.descriptor_scales,

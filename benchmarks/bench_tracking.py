@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rapnet_loc.cli.replay import Source
+from rapnet_loc.io.source import open_source
 from rapnet_loc.eval.tum import tum_metrics
 from rapnet_loc.features import create_extractor
 from rapnet_loc.io.trajectory import Trajectory
@@ -32,7 +32,7 @@ def main() -> None:
     if not DATA.is_dir():
         print(f'skipped: {DATA} not found')
         return
-    source = Source(DATA, 0, args.frames - 1)
+    source = open_source(DATA, (0, args.frames - 1))
     frames = list(source.frames())
     extractor = create_extractor('orb')
     extract_ms = []
@@ -48,7 +48,7 @@ def main() -> None:
         cpu_ms.append(1000 * (time.process_time() - start))
     ms = np.array([r.ms for r in results])
     tracked = [r for r in results if r.T_wc is not None]
-    stamps, poses = source.ground_truth(None)
+    stamps, poses = source.ground_truth()
     est = Trajectory.from_matrices([r.stamp_ns for r in tracked], np.array([r.T_wc for r in tracked]))
     ate = tum_metrics(est, Trajectory.from_matrices(stamps, poses)).ate_rmse
     print(f'{platform.processor() or platform.machine()}: 7-Scenes redkitchen frames 0-{len(frames) - 1}, '

@@ -1,9 +1,11 @@
-"""Shared fixtures: the repository root, the read-only ``../shared/data`` folder (skips when absent) and a short
-synthetic sequence."""
+"""Shared fixtures: the repository root, the read-only ``../shared/data`` folder (skips when absent), a short
+synthetic sequence and the front end after tracking it."""
 from pathlib import Path
 
 import pytest
-from synthscene import office_frames
+from synthscene import OFFICE_CONFIG, office_frames
+
+from rapnet_loc.slam import SlamConfig, System
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +28,14 @@ def shared_data() -> Path:
 def office_sequence(tmp_path_factory):
     """Camera info and the 40 RGB-D frames of a short synthetic sequence (``synthscene.office_frames``)."""
     return office_frames(tmp_path_factory.mktemp('synth'), 40)
+
+
+@pytest.fixture(scope='module')
+def office_mapped(office_sequence):
+    """A ``System`` (``OFFICE_CONFIG``) that tracked the whole office_sequence, and the camera pose (4, 4) it found
+    for every frame."""
+    camera, frames = office_sequence
+    system = System(camera, SlamConfig.from_dict(OFFICE_CONFIG))
+    poses = [system.process(frame).T_wc for frame in frames]
+    assert all(T is not None for T in poses)
+    return system, poses

@@ -67,6 +67,12 @@ class Graph:
         self.executor.add_node(node)
         return node
 
+    def remove(self, node: Node) -> None:
+        """Stop spinning ``node`` and destroy it."""
+        self.nodes.remove(node)
+        self.executor.remove_node(node)
+        node.destroy_node()
+
     def node(self, name: str) -> Node:
         return self.add(rclpy.create_node(name, context=self.context))
 

@@ -1,9 +1,12 @@
-"""A short synthetic sequence for the front-end tests: scene ``office``, seed 2, 320x240, every challenge off."""
+"""A short synthetic sequence for the front-end tests: scene ``office``, seed 2, 320x240, every challenge off, and
+the front-end settings the tests track it with (``OFFICE_CONFIG``)."""
 from pathlib import Path
 
 from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.synth import Challenges, generate
+
+OFFICE_CONFIG = {'features': {'name': 'orb', 'conf': {'max_keypoints': 600}}, 'tracking': {'close_depth': 2.5}}
 
 
 def office_frames(out: Path, frames: int) -> tuple[CameraInfo, list[RGBDFrame]]:

@@ -60,7 +60,7 @@ def test_register_new_extractor():
         with pytest.raises(ValueError, match='already registered'):
             register('test_centre')(ORB)
     finally:
-        base._REGISTRY.pop('test_centre', None)
+        base.EXTRACTORS._classes.pop('test_centre', None)
 
 
 def test_orb_on_real_image(images, orb):

@@ -1,14 +1,19 @@
-"""Descriptor distances and matching (rapnet_loc.features.matching) on a real 7-Scenes pair with known poses."""
+"""Descriptor distances and matching (rapnet_loc.features.matching) on a real 7-Scenes pair with known poses, and the
+per-metric descriptor thresholds of the front end on RaP-Net features of a synthetic pair."""
 import numpy as np
 import pytest
 
 from rapnet_loc.features import create_extractor
 from rapnet_loc.features.matching import match_mutual, pairwise_distances, row_distances, search_by_projection
 from rapnet_loc.geometry import invert
+from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.io.types import CameraInfo
+from rapnet_loc.rapnet.data import reproject
 from rapnet_loc.slam.camera import Camera
+from rapnet_loc.slam.config import TrackingConfig
 from rapnet_loc.slam.frame import Frame
+from rapnet_loc.synth import Challenges, generate
 
 PAIR = (0, 10)
 
@@ -117,3 +122,27 @@ def test_search_by_projection_without_candidates():
     assert match.tolist() == [-1]
     match, _ = search_by_projection(uv, desc, 5.0, np.array([[12.0, 11.0]]), desc, 'hamming', 100)
     assert match.tolist() == [0]
+
+
+def test_rapnet_thresholds_reject_wrong_matches_that_the_hamming_values_accept(tmp_path):
+    """RaP-Net descriptors (shipped weights) of two synthetic frames 1/3 s apart, matched by mutual nearest
+    neighbours: the previous release's single thresholds (Hamming bits: 50 for descriptor-only matches) accept every
+    match, wrong ones included; the per-metric ``l2`` threshold rejects wrong ones and keeps the right ones. (The
+    synthetic textures repeat, so most wrong matches here look alike: it rejects about one in seven.)"""
+    summary = generate(tmp_path, scene='office', sequences=1, frames=11, width=320, height=240, seed=2,
+                       challenges=Challenges.none(), compression='none', progress=False)
+    with OpenLORISBag(summary.bags[0]) as bag:
+        K, frames = bag.camera_info().K, list(bag.rgbd_frames())
+    T_wc = summary.sequences[0].T_world_cam
+    extractor = create_extractor('rapnet', {'max_edge': 320})
+    fa, fb = (extractor.extract(frames[i].color) for i in (0, 10))
+    pairs, dist = match_mutual(fa.descriptors, fb.descriptors, fa.distance)
+    xy = fa.keypoints[pairs[:, 0]]
+    depth = frames[0].depth[np.rint(xy[:, 1]).astype(int), np.rint(xy[:, 0]).astype(int)]
+    uv, z = reproject(xy.astype(np.float64), depth, K, K, T_wc[0], T_wc[10])
+    err = np.where(z > 0, np.linalg.norm(uv - fb.keypoints[pairs[:, 1]], axis=1), np.nan)
+    right, wrong = err <= 3.0, err > 10.0
+    previous, strict = 50.0, TrackingConfig().threshold('strict_distance', fa.distance)
+    assert fa.distance == 'l2' and strict < 1.0 and right.sum() >= 20 and wrong.sum() >= 20
+    assert np.all(dist[wrong] <= previous), 'the Hamming value accepts every wrong match'
+    assert (dist[wrong] > strict).sum() >= 3 and (dist[right] <= strict).mean() >= 0.9

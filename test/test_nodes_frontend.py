@@ -1,6 +1,7 @@
 """frontend_node with real rclpy on a synthetic OpenLORIS-style bag: the same poses as ``rapnet-loc replay``, REP 105
 TF, sim time, the feature node swapped for another publisher, pose priors and map services (issue 5, acceptance 1-3)."""
 import numpy as np
+import plugins  # noqa: F401 (registers the test place recognizers and pose estimator)
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
@@ -13,11 +14,12 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
-from rapnet_loc.cli import replay
+from rapnet_loc.errors import ConfigError
 from rapnet_loc.features.base import create_extractor
 from rapnet_loc.geometry import find_chain, invert
 from rapnet_loc.io.openloris import OpenLORISBag
-from rapnet_loc.io.trajectory import read_tum
+from rapnet_loc.io.source import open_source
+from rapnet_loc.io.trajectory import Trajectory, interpolate_poses, read_tum, write_tum
 from rapnet_loc.nodes import qos
 from rapnet_loc.nodes.convert import matrix_to_pose, pose_to_matrix, stamp_ns, to_stamp, transform_to_matrix
 from rapnet_loc.nodes.feature_cloud import decode_features, encode_features
@@ -25,7 +27,8 @@ from rapnet_loc.nodes.feature_node import FEATURES_TOPIC, IMAGE_TOPIC, FeatureNo
 from rapnet_loc.nodes.frontend_node import CAMERA_INFO_TOPIC, DEPTH_TOPIC, ODOM_TOPIC, FrontendNode
 from rapnet_loc.nodes.outputs import DIAGNOSTIC_NAME
 from rapnet_loc.slam.config import SlamConfig
-from rapnet_loc.slam.odometry import interpolate_poses
+from rapnet_loc.slam.map_io import load_map
+from rapnet_loc.slam.run import replay
 from rapnet_loc.synth import Challenges, generate
 
 FRAMES = 20
@@ -48,7 +51,8 @@ def scene(tmp_path_factory):
                    challenges=Challenges(people=0), progress=False).bags[0]
     config = root / 'config.yaml'
     config.write_text(CONFIG)
-    assert replay.run(replay.parse_args([str(bag), '--config', str(config), '--out', str(root / 'replay')])) == 0
+    with open_source(bag) as source:
+        replay(source, SlamConfig.load(config), root / 'replay')
     with OpenLORISBag(bag) as ob:
         T_base_cam = find_chain(ob.static_transforms(), 'base_link', 'd400_color')
         gt = ob.ground_truth()
@@ -238,3 +242,50 @@ def test_pose_priors_place_the_map(graph, scene):
     first = min(rec['/rapnet_loc/odometry'], key=lambda m: stamp_ns(m.header.stamp))
     np.testing.assert_allclose(pose_to_matrix(first.pose.pose), T_prior, atol=1e-9)
     assert stamp_ns(first.header.stamp) == stamp_ns(to_stamp(int(scene['first'].stamp_ns)))
+
+
+def test_place_recognizer_and_pose_estimator_by_parameter(graph, scene):
+    """The test plug-ins (test/plugins.py) chosen by parameter: a map is built and saved with the
+    ``test_mean_descriptor`` recognizer; localizing on it with a recognizer that never recognizes, the frames are
+    placed from the ``test_trajectory`` estimator's poses (the ground truth), and follow them."""
+    path = scene['dir'] / 'plugins.map'
+    node = frontend(graph, scene, Parameter('place_recognition', value='test_mean_descriptor'),
+                    Parameter('map_out', value=str(path)), Parameter('extract_in_process', value=True))
+    test = graph.node('plugins_test')
+    rec, player = Recorder(test, OUTPUTS), Player(test)
+    connect(graph, node, node.main_sub)
+    player.play(scene['bag'], rec, node=node)
+    client = test.create_client(Trigger, '/frontend_node/save_map')
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    wait_for(future.done, 20, 'save_map to answer')
+    assert future.result().success, future.result().message
+    assert load_map(path).recognizer.name == 'test_mean_descriptor'
+    graph.remove(node)
+
+    with OpenLORISBag(scene['bag']) as ob:
+        stamps, T_world_base = ob.ground_truth()
+    T_bc = scene['T_base_cam']
+    gt = interpolate_poses(stamps, T_world_base @ T_bc, [s for s in scene['replay'].stamps_ns])
+    gt = Trajectory.from_matrices(gt.stamps_ns, invert(gt.matrices[0]) @ gt.matrices)   # the map's world: frame 1
+    write_tum(scene['dir'] / 'gt.tum', gt)
+    config = scene['dir'] / 'estimator.yaml'
+    config.write_text(CONFIG + f"pose_estimator: {{name: test_trajectory, conf: {{trajectory: "
+                               f"'{scene['dir'] / 'gt.tum'}'}}}}\n")
+    node = frontend(graph, scene, Parameter('config_file', value=str(config)), Parameter('map_in', value=str(path)),
+                    Parameter('place_recognition', value='test_never_recognizes'),
+                    Parameter('pose_estimator', value='test_trajectory'), Parameter('extract_in_process', value=True))
+    rec = Recorder(test, OUTPUTS)
+    connect(graph, node, node.main_sub)
+    player.play(scene['bag'], rec, node=node)
+    wait_for(lambda: len(rec['/rapnet_loc/pose']) >= len(gt) - 1, 10, 'the pose of every frame')
+    got = {stamp_ns(m.header.stamp): invert(T_bc) @ pose_to_matrix(m.pose) for m in rec['/rapnet_loc/pose']}
+    ref = dict(zip(gt.stamps_ns.tolist(), gt.matrices))
+    assert len(got) >= len(gt) - 1 and max(np.linalg.norm(T[:3, 3] - ref[s][:3, 3]) for s, T in got.items()) < 0.03
+    assert node.system.keyframe_db.recognizer.name == 'test_never_recognizes'
+    assert len(node.system.map.keyframes) == len(load_map(path).map.keyframes), 'localization does not map'
+
+
+def test_pose_estimator_needs_the_image(graph, scene):
+    with pytest.raises(ConfigError, match='needs extract_in_process: true'):
+        frontend(graph, scene, Parameter('pose_estimator', value='test_trajectory'))

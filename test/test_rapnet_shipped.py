@@ -4,13 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rapnet_loc.cli.replay import Source
+from rapnet_loc.io.source import open_source
 from rapnet_loc.eval.tum import tum_metrics
 from rapnet_loc.features import create_extractor
 from rapnet_loc.features.matching import match_mutual
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.io.trajectory import Trajectory
-from rapnet_loc.rapnet.data import DEPTH_INTRINSICS, register_depth, reproject
+from rapnet_loc.rapnet.data import register_depth, reproject
 from rapnet_loc.rapnet.export import export_onnx
 from rapnet_loc.rapnet.weights import load_model, read_checkpoint
 from rapnet_loc.slam import SlamConfig, System
@@ -37,7 +37,7 @@ def correct_matches(extractor, folder: SevenScenesFolder, first: int, second: in
     _, poses = folder.poses()
     a, b = (extractor.extract(frames[i].color) for i in (first, second))
     pairs, _ = match_mutual(a.descriptors, b.descriptors, 'l2', ratio=1.0)
-    depth = register_depth(frames[first].depth, np.loadtxt(folder.path / DEPTH_INTRINSICS), folder.K, (480, 640), 1.0)
+    depth = register_depth(frames[first].depth, folder.K_depth, folder.K, (480, 640), 1.0)
     xy = a.keypoints[pairs[:, 0]].astype(np.float64)
     uv, z = reproject(xy, depth[np.rint(xy[:, 1]).astype(int), np.rint(xy[:, 0]).astype(int)], folder.K, folder.K,
                       poses[first - folder.indices[0]], poses[second - folder.indices[0]])
@@ -69,13 +69,13 @@ def test_onnx_export_of_the_shipped_weights_agrees_with_pytorch(shipped, shared_
 def test_front_end_tracks_real_frames_with_the_shipped_weights(shared_data, repo_root):
     """RaP-Net swapped in for ORB (config/slam/sevenscenes_rapnet.yaml): the RGB-D front end follows 7-Scenes
     frames 0-24 within 1 cm."""
-    source = Source(shared_data / '7scenes-redkitchen-seq01-dev', 0, 24)
+    source = open_source(shared_data / '7scenes-redkitchen-seq01-dev', (0, 24))
     config = SlamConfig.load(repo_root / 'config' / 'slam' / 'sevenscenes_rapnet.yaml')
     assert config.features == 'rapnet' and config.feature_conf == {'max_edge': 320}
     system = System(source.camera, config, depth_info=source.depth_camera)
     results = [system.process(frame) for frame in source.frames()]
     assert len(results) == 25 and all(r.state == 'ok' for r in results)
-    stamps, poses = source.ground_truth(None)
+    stamps, poses = source.ground_truth()
     estimate = Trajectory.from_matrices([r.stamp_ns for r in results], np.array([r.T_wc for r in results]))
     metrics = tum_metrics(estimate, Trajectory.from_matrices(stamps, poses))
     assert metrics.matches == 25 and metrics.ate_rmse <= 0.01      # 2.2 mm when written

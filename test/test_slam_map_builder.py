@@ -1,5 +1,5 @@
-"""Maps from known poses (rapnet_loc.slam.map_builder) and bag-of-words candidates
-(rapnet_loc.slam.keyframe_database), on a synthetic sequence with exact ground truth and depth."""
+"""Maps from known poses (rapnet_loc.slam.map_builder) and bag-of-words candidates (rapnet_loc.vpr.bow through
+rapnet_loc.slam.keyframe_database), on a synthetic sequence with exact ground truth and depth."""
 import argparse
 
 import numpy as np
@@ -10,9 +10,10 @@ from rapnet_loc.geometry import pose_matrix, rotation_angle, yaw_quat
 from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.trajectory import read_tum
 from rapnet_loc.slam import System
-from rapnet_loc.slam.keyframe_database import KeyFrameDatabase, Vocabulary
+from rapnet_loc.slam.keyframe_database import KeyFrameDatabase
 from rapnet_loc.slam.map_builder import KeyframePolicy, MapBuilder
 from rapnet_loc.synth import Challenges, generate
+from rapnet_loc.vpr.bow import BagOfWords, Vocabulary
 
 FRAMES = 60
 
@@ -90,10 +91,14 @@ def test_frames_localize_on_the_built_map(sequence, built):
 
 
 def test_bag_of_words_candidates(built):
-    _, slam_map = built
-    database = KeyFrameDatabase(slam_map, n_words=128)
-    assert database.vocabulary.words.shape == (128, 32)
-    assert np.array_equal(database.vocabulary.assign(database.vocabulary.words), np.arange(128))
+    builder, slam_map = built
+    assert sorted(builder.recognizer.ids) == sorted(slam_map.keyframes), 'the builder indexes its keyframes'
+    database = KeyFrameDatabase(BagOfWords({'n_words': 128}), slam_map)
+    database.sync()
+    database.recognizer.fit()
+    vocabulary = database.recognizer.vocabulary
+    assert vocabulary.words.shape == (128, 32)
+    assert np.array_equal(vocabulary.assign(vocabulary.words), np.arange(128))
     for kf in slam_map.keyframes.values():
         candidates = database(slam_map, kf.frame, 3)
         assert len(candidates) == 3

@@ -1,29 +1,33 @@
-"""Map files (rapnet_loc.slam.map_io): exact round trip, clear errors for every kind of bad file, atomic saves, and
-localization mode (rapnet_loc.slam.System with a loaded map) leaving the map as it was."""
+"""Map files (rapnet_loc.slam.map_io): exact round trip with the place recognizer's data, version 1 files of the
+previous release, clear errors for every kind of bad file, atomic saves, and localization mode
+(rapnet_loc.slam.System with a loaded map) leaving the map as it was."""
 import json
+import logging
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rapnet_loc.errors import MapFormatError
+from rapnet_loc.geometry import rotation_angle
+from rapnet_loc.io.source import open_source
 from rapnet_loc.slam import SlamConfig, System
 from rapnet_loc.slam import map_io
 from rapnet_loc.slam.map import Map
 from rapnet_loc.slam.map_io import load_map, save_map
+from rapnet_loc.slam.run import localize_frames, make_estimator
+from rapnet_loc.synth import Challenges, generate
+from rapnet_loc.vpr.base import View
 
 FRAMES = 40    # the office_sequence fixture (conftest.py)
+V1_MAP = Path(__file__).parent / 'data' / 'office_v1.map'
 
 
 @pytest.fixture(scope='module')
-def slam(office_sequence):
+def slam(office_mapped):
     """A ``System`` after tracking the sequence (its map has several keyframes)."""
-    camera, frames = office_sequence
-    config = SlamConfig.from_dict({'features': {'name': 'orb', 'conf': {'max_keypoints': 600}},
-                                   'tracking': {'close_depth': 2.5}})
-    system = System(camera, config)
-    for frame in frames:
-        system.process(frame)
+    system, _ = office_mapped
     assert len(system.map.keyframes) >= 3
     return system
 
@@ -31,7 +35,7 @@ def slam(office_sequence):
 @pytest.fixture()
 def saved(slam, tmp_path):
     path = tmp_path / 'office.map'
-    save_map(path, slam.map, slam.camera, slam.config)
+    save_map(path, slam.map, slam.camera, slam.config, slam.keyframe_db.recognizer)
     return path
 
 
@@ -63,8 +67,66 @@ def test_round_trip_is_exact(slam, saved, tmp_path):
     assert (loaded.camera.width, loaded.camera.height) == (slam.camera.width, slam.camera.height)
     assert loaded.config == slam.config and loaded.distance == 'hamming'
     again = tmp_path / 'again.map'
-    save_map(again, loaded.map, loaded.camera, loaded.config)
+    save_map(again, loaded.map, loaded.camera, loaded.config, loaded.recognizer)
     assert_same_map(slam.map, load_map(again).map)
+
+
+def test_round_trip_keeps_the_place_recognizer(office_sequence, slam, saved):
+    """The saved recognizer is restored with the same state and ranks keyframes as the live one did, without being
+    rebuilt; keyframes keep their names."""
+    _, frames = office_sequence
+    live, loaded = slam.keyframe_db.recognizer, load_map(saved)
+    restored = loaded.recognizer
+    assert restored.name == 'bow' and restored is loaded.recognizer_for(loaded.settings())
+    state, again = live.state(), restored.state()
+    assert sorted(state) == sorted(again)
+    for key in state:
+        assert np.array_equal(state[key], again[key]), key
+    for frame in frames[::7]:
+        query = live.describe(View(slam.extractor.extract(frame.color)))
+        a, b = live.query(query), restored.query(query)
+        assert np.array_equal(a.ids, b.ids) and np.allclose(a.scores, b.scores) and a.scores[0] > 0
+    for k, kf in loaded.map.keyframes.items():
+        assert kf.frame.name == slam.map.keyframes[k].frame.name and kf.frame.name
+    rewrite(saved, vpr_kf_words=None)
+    with pytest.raises(MapFormatError, match="place recognizer 'bow' lacks kf_words"):
+        load_map(saved)
+
+
+@pytest.fixture(scope='module')
+def v1_bag(tmp_path_factory):
+    """The synthetic bag the version 1 map was built from (same generator arguments, same bytes)."""
+    summary = generate(tmp_path_factory.mktemp('v1'), scene='office', sequences=1, frames=30, width=320, height=240,
+                       seed=2, challenges=Challenges.none(), compression='none', progress=False)
+    return summary.bags[0]
+
+
+def test_version_1_map_of_the_previous_release_loads(v1_bag, caplog):
+    """test/data/office_v1.map was written by rapnet-loc at commit 5ff658b (see test/data/README.md). It loads, its
+    thresholds become per-metric, its bag-of-words recognizer is rebuilt from the keyframes (logged) and it
+    localizes the frames it was built from."""
+    with caplog.at_level(logging.INFO, logger='rapnet_loc.slam.map_io'):
+        map_file = load_map(V1_MAP, 'orb')
+    assert 'version 1 map file' in caplog.text and map_file.recognizer is None
+    config = map_file.settings()
+    assert config.tracking.max_distance == {'hamming': 100.0, 'l2': 1.13}
+    assert config.tracking.strict_distance == {'hamming': 50.0, 'l2': 0.55}
+    assert [kf.frame.name for kf in map_file.map.keyframes.values()] == [
+        f'{kf.frame.stamp_ns // 10**9}.{kf.frame.stamp_ns % 10**9:09d}' for kf in map_file.map.keyframes.values()]
+    with open_source(v1_bag) as source:
+        stamps, poses = source.ground_truth()
+        gt = dict(zip(stamps.tolist(), poses))
+        with caplog.at_level(logging.INFO, logger='rapnet_loc.slam.map_io'):
+            results = localize_frames(source, make_estimator(config.override(pose_estimator='map'), source.camera,
+                                                             source.depth_camera, map_file))
+    assert "place recognizer 'bow'" in caplog.text and 'rebuilt from the map' in caplog.text
+    done = [r for r in results if r.estimate is not None]
+    assert len(done) >= 28
+    for r in done:
+        ref = gt[r.stamp_ns]
+        assert np.linalg.norm(r.estimate.T_wc[:3, 3] - ref[:3, 3]) < 0.05
+        assert np.degrees(rotation_angle(ref[:3, :3].T @ r.estimate.T_wc[:3, :3])) < 2.0
+        assert r.estimate.inliers >= 30 and np.all(np.linalg.eigvalsh(r.estimate.covariance) > 0)
 
 
 def test_settings_take_the_maps_extractor(slam, saved):
@@ -137,8 +199,8 @@ def test_inconsistent_contents(saved):
 
 def test_other_format_version(saved):
     rewrite(saved, version=np.array(map_io.VERSION + 1))
-    with pytest.raises(MapFormatError, match=f'format version {map_io.VERSION + 1}; this rapnet-loc reads version '
-                                             f'{map_io.VERSION}'):
+    with pytest.raises(MapFormatError, match=f'format version {map_io.VERSION + 1}; this rapnet-loc reads versions '
+                                             f'1, {map_io.VERSION}'):
         load_map(saved)
     rewrite(saved, version=np.array(map_io.VERSION), pt_normals=None)
     with pytest.raises(MapFormatError, match='corrupt or from another rapnet-loc version: it lacks pt_normals'):
@@ -162,7 +224,7 @@ def test_failed_save_leaves_previous_file(slam, saved, monkeypatch):
 
     monkeypatch.setattr(map_io.np, 'savez_compressed', fail_midway)
     with pytest.raises(OSError, match='No space left'):
-        save_map(saved, slam.map, slam.camera, slam.config)
+        save_map(saved, slam.map, slam.camera, slam.config, slam.keyframe_db.recognizer)
     assert saved.read_bytes() == before
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
     monkeypatch.undo()
@@ -171,7 +233,7 @@ def test_failed_save_leaves_previous_file(slam, saved, monkeypatch):
 
 def test_empty_map_is_not_saved(slam, tmp_path):
     with pytest.raises(MapFormatError, match='no keyframe'):
-        save_map(tmp_path / 'empty.map', Map(1.2, 8), slam.camera, slam.config)
+        save_map(tmp_path / 'empty.map', Map(1.2, 8), slam.camera, slam.config, slam.keyframe_db.recognizer)
     assert not (tmp_path / 'empty.map').exists()
 
 

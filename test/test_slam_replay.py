@@ -13,7 +13,10 @@ from rapnet_loc.errors import BagError, ConfigError, TopicError
 from rapnet_loc.geometry import find_chain, invert, pose_matrix, yaw_quat
 from rapnet_loc.io.openloris import OpenLORISTopics
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
-from rapnet_loc.io.trajectory import OpenLORISResult, Trajectory, read_openloris, read_tum, write_openloris
+from rapnet_loc.io.source import parse_frame_range
+from rapnet_loc.io.trajectory import (OpenLORISResult, Trajectory, interpolate_poses, read_openloris, read_tum,
+                                      write_openloris)
+from rapnet_loc.slam.run import STATUS_COLUMNS
 
 T0 = 1_560_000_000 * 10**9
 BAG_FRAMES = 20
@@ -83,7 +86,7 @@ def test_replay_sevenscenes_subset(redkitchen, tmp_path):
     out = tmp_path / 'out'
     assert replay.run(replay_args(redkitchen, '--out', out, '--frames', '0:29')) == 0
     rows = read_status(out / 'status.csv')
-    assert list(rows[0]) == list(replay.STATUS_COLUMNS) and len(rows) == 30
+    assert list(rows[0]) == list(STATUS_COLUMNS) and len(rows) == 30
     assert {r['state'] for r in rows} <= {'ok', 'lost', 'relocalized'}
     assert sum(r['state'] == 'ok' for r in rows) >= 29
     assert all(int(r['keypoints']) > 900 and float(r['ms']) > 0 for r in rows)
@@ -137,10 +140,10 @@ def test_replay_errors(redkitchen, tmp_path):
         replay.run(replay_args(tmp_path / 'missing.bag', '--out', tmp_path))
 
 
-def test_parse_frames():
-    assert replay.parse_frames(None) == (None, None)
-    assert replay.parse_frames('3:') == (3, None) and replay.parse_frames(':7') == (None, 7)
-    assert replay.parse_frames(' 2 : 5 ') == (2, 5)
+def test_parse_frame_range():
+    assert parse_frame_range(None) == (None, None)
+    assert parse_frame_range('3:') == (3, None) and parse_frame_range(':7') == (None, 7)
+    assert parse_frame_range(' 2 : 5 ') == (2, 5)
 
 
 def test_find_chain_composes_and_inverts():
@@ -156,7 +159,7 @@ def test_find_chain_composes_and_inverts():
 def test_interpolate_poses():
     stamps = np.array([0, 100_000_000, 200_000_000, 900_000_000], np.int64)
     poses = np.stack([pose_matrix([k, 0.0, 0.0], yaw_quat(0.1 * k)) for k in range(4)])
-    traj = replay.interpolate_poses(stamps, poses, [-1, 0, 50_000_000, 150_000_000, 500_000_000, 900_000_000])
+    traj = interpolate_poses(stamps, poses, [-1, 0, 50_000_000, 150_000_000, 500_000_000, 900_000_000])
     assert traj.stamps_ns.tolist() == [0, 50_000_000, 150_000_000]
     assert np.allclose(traj.positions[:, 0], [0.0, 0.5, 1.5])
     assert np.allclose(traj.matrices[1], pose_matrix([0.5, 0.0, 0.0], yaw_quat(0.05)))

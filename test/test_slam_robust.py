@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from rapnet_loc.cli.replay import Source
+from rapnet_loc.io.source import open_source
 from rapnet_loc.eval.tum import tum_metrics
 from rapnet_loc.io.trajectory import Trajectory
 from rapnet_loc.io.types import RGBDFrame
@@ -22,9 +22,9 @@ def kitchen(shared_data):
     """Frames 0..119 and 210..239 (a list indexed by frame number, None between), camera, depth camera and the
     ground truth (stamps, camera-to-world poses) of frames 0..239."""
     path = shared_data / '7scenes-redkitchen-seq01-dev'
-    source = Source(path, 0, 239)
-    frames = list(Source(path, 0, 119).frames()) + [None] * 90 + list(Source(path, 210, 239).frames())
-    return frames, source.camera, source.depth_camera, source.ground_truth(None)
+    source = open_source(path, (0, 239))
+    frames = list(open_source(path, (0, 119)).frames()) + [None] * 90 + list(open_source(path, (210, 239)).frames())
+    return frames, source.camera, source.depth_camera, source.ground_truth()
 
 
 def replay(kitchen, frames):

@@ -2,7 +2,7 @@
 (at least 95 % of the frames) with an ATE RMSE of at most 5 cm against the 7-Scenes poses. Takes 20-40 s."""
 import numpy as np
 
-from rapnet_loc.cli.replay import Source
+from rapnet_loc.io.source import open_source
 from rapnet_loc.eval.tum import tum_metrics
 from rapnet_loc.io.trajectory import Trajectory
 from rapnet_loc.slam import System
@@ -11,10 +11,10 @@ FIRST, LAST = 0, 499
 
 
 def test_redkitchen_500_frames(shared_data):
-    source = Source(shared_data / '7scenes-redkitchen-seq01-dev', FIRST, LAST)
+    source = open_source(shared_data / '7scenes-redkitchen-seq01-dev', (FIRST, LAST))
     system = System(source.camera, depth_info=source.depth_camera)
     results = [system.process(frame) for frame in source.frames()]
-    stamps, poses = source.ground_truth(None)
+    stamps, poses = source.ground_truth()
     tracked = [r for r in results if r.T_wc is not None]
     assert len(results) == LAST - FIRST + 1
     assert len(tracked) >= 0.95 * len(results)

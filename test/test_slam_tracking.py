@@ -1,6 +1,7 @@
 """RGB-D front end (rapnet_loc.slam) on real 7-Scenes redkitchen frames: tracking accuracy, losing track and
 relocalizing, map consistency and configuration."""
 import numpy as np
+import plugins  # noqa: F401 (registers test_never_recognizes)
 import pytest
 
 from rapnet_loc.errors import ConfigError
@@ -10,7 +11,6 @@ from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.io.trajectory import Trajectory
 from rapnet_loc.io.types import CameraInfo
 from rapnet_loc.slam import SlamConfig, System
-from rapnet_loc.slam.relocalization import recent_keyframes
 
 LAST = 99
 
@@ -73,7 +73,9 @@ def test_map_is_consistent(tracked):
     good = ~pts.bad
     assert np.allclose(np.linalg.norm(pts.normals[good], axis=1), 1.0)
     assert np.all(pts.min_dist[good] < pts.max_dist[good])
-    assert recent_keyframes(slam_map, None, 3) == [slam_map.keyframes[k] for k in sorted(slam_map.keyframes)[-3:][::-1]]
+    assert sorted(system.keyframe_db.recognizer.ids) == sorted(slam_map.keyframes), \
+        'the place recognizer indexes the keyframes of the map, culled ones removed'
+    assert all(kf.frame.image is None for kf in slam_map.keyframes.values()), 'images are not kept in the map'
 
 
 def test_lost_on_black_frames_then_relocalized(redkitchen):
@@ -112,17 +114,12 @@ def test_waits_for_depth_to_initialise(redkitchen):
 
 def test_swappable_relocalization_candidates(redkitchen):
     frames, camera, depth_info, _, _ = redkitchen
-    asked = []
-
-    def no_candidates(slam_map, frame, n):
-        asked.append(frame.id)
-        return []
-
-    system = System(camera, depth_info=depth_info, candidates=no_candidates)
+    system = System(camera, SlamConfig(place_recognition='test_never_recognizes'), depth_info=depth_info)
     black = type(frames[0])(2, frames[2].stamp_ns, np.zeros_like(frames[2].color), frames[2].depth)
     results = run(system, [frames[0], frames[1], black, frames[3], frames[4]])
     assert [r.state for r in results] == ['ok', 'ok', 'lost', 'lost', 'lost']
-    assert asked == [3, 4]
+    assert system.keyframe_db.recognizer.asked == 2, 'asked for the lost frames 3 and 4, which have keypoints'
+    assert system.keyframe_db.recognizer.ids == [0]
 
 
 def test_config_from_dict_and_yaml(tmp_path):
@@ -144,3 +141,22 @@ def test_config_from_dict_and_yaml(tmp_path):
         SlamConfig.load(path)
     with pytest.raises(ConfigError, match='unknown feature extractor'):
         System(CameraInfo(640, 480, np.eye(3)), SlamConfig(features='nope'))
+
+
+def test_descriptor_thresholds_are_per_metric(tmp_path):
+    default = SlamConfig().tracking
+    assert (default.threshold('strict_distance', 'hamming'), default.threshold('max_distance', 'hamming')) == (50, 100)
+    assert (default.threshold('strict_distance', 'l2'), default.threshold('max_distance', 'l2')) == (0.55, 1.13)
+    path = tmp_path / 'slam.yaml'
+    path.write_text('place_recognition: {name: bow, conf: {n_words: 256}}\ntracking: {strict_distance: {l2: 0.5}}\n')
+    config = SlamConfig.load(path)
+    assert config.tracking.strict_distance == {'hamming': 50.0, 'l2': 0.5}, 'only the metric named is replaced'
+    assert config.place_recognition == 'bow' and config.place_recognition_conf == {'n_words': 256}
+    assert SlamConfig.from_dict(config.as_dict()) == config
+    with pytest.raises(ConfigError, match=r'strict_distance is given per descriptor metric, e.g. \{hamming: 50, '):
+        SlamConfig.from_dict({'tracking': {'strict_distance': 40}})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) cosine in .*\[tracking\] max_distance; valid keys: "
+                                          r"hamming, l2"):
+        SlamConfig.from_dict({'tracking': {'max_distance': {'cosine': 0.3}}})
+    with pytest.raises(ConfigError, match=r'\[place_recognition\] must be a mapping'):
+        SlamConfig.from_dict({'place_recognition': 'bow'})

@@ -1,10 +1,11 @@
 """``rapnet-loc demo``: generate a synthetic OpenLORIS-style scene, run the RGB-D front end over it and print the
 official metrics.
 
-Each sequence bag is replayed through the front end (``rapnet-loc replay`` with the default features, every frame
-processed) and scored on its own, as the dataset's per-sequence results are; the bags' wheel odometry (``/odom``),
-the baseline that OpenLORIS-Scene also reports, is scored next to it. Bags are written with lz4 chunks: bz2 (the
-OpenLORIS format's own) takes ten times longer to write and would dominate the run.
+Each sequence bag is replayed through the front end (``rapnet_loc.slam.run.replay``, as ``rapnet-loc replay`` with
+the default settings: every frame processed) and scored on its own, as the dataset's per-sequence results are; the
+bags' wheel odometry (``/odom``), the baseline that OpenLORIS-Scene also reports, is scored next to it. Bags are
+written with lz4 chunks: bz2 (the OpenLORIS format's own) takes ten times longer to write and would dominate the
+run.
 
 Outputs in ``--out DIR``: ``data/`` (bags, ground truth, calibration), ``replay/<bag>/`` (replay outputs, among
 them the OpenLORIS result ``trajectory_openloris.txt``), ``results/`` (the odometry's OpenLORIS results) and
@@ -15,12 +16,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rapnet_loc.cli import replay
-from rapnet_loc.cli.evaluate import format_table
 from rapnet_loc.eval.openloris import evaluate_file
 from rapnet_loc.eval.plots import plot_openloris
+from rapnet_loc.eval.report import format_table
 from rapnet_loc.io.openloris import OpenLORISBag
+from rapnet_loc.io.source import open_source
 from rapnet_loc.io.trajectory import OpenLORISResult, Trajectory, write_openloris
+from rapnet_loc.slam.config import SlamConfig
+from rapnet_loc.slam.run import replay
 from rapnet_loc.synth.generate import generate
 
 COMPRESSION = 'lz4'
@@ -64,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
     for seq, bag in enumerate(summary.bags, 1):
         replay_dir = args.out / 'replay' / bag.stem
         print(f'\nreplaying {bag.name} through the front end')
-        replay.run(replay.parse_args([str(bag), '--out', str(replay_dir)]))
+        with open_source(bag) as source:
+            report = replay(source, SlamConfig(), replay_dir)
+        print(f'{report["tracked"]}/{report["frames"]} frames tracked, {report["relocalized"]} relocalizations, '
+              f'median {report["ms_median"]:.1f} ms per frame')
         score(replay_dir / 'trajectory_openloris.txt', data_dir, plot_dir, f'rapnet-{bag.stem}',
               f'RGB-D front end, {bag.name}')
         odom = results_dir / f'odom-{bag.stem}.txt'

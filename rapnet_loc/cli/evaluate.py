@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from rapnet_loc.errors import ConfigError
-from rapnet_loc.eval.openloris import ResultEval, evaluate_file
+from rapnet_loc.eval.openloris import evaluate_file
+from rapnet_loc.eval.report import format_table
 from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.io.calibration import Calibration
 from rapnet_loc.io.trajectory import read_tum
-
-ROWS = (('poses', 'poses', '%8d'), ('matches', 'matches', '%8d'), ('ATE RMSE', 'ate_rmse', '%8.3f'),
-        ('C-ATE RMSE', 'c_ate_rmse', '%8.3f'), ('AOE RMSE', 'aoe_rmse', '%8.3f'),
-        ('correct rate', 'correct_rate', '%8.3f'), ('reloc score', 'reloc_score', '%8.3f'))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,22 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument('--exact-slerp', action='store_true',
                    help='interpolate ground-truth orientation correctly instead of reproducing the official slerp')
     return p
-
-
-def _fmt(fmt: str, value: float | int | None) -> str:
-    return '%8s' % 'nan' if value is None or (isinstance(value, float) and math.isnan(value)) else fmt % value
-
-
-def format_table(ev: ResultEval) -> str:
-    """The official evaluator's text table of one result file."""
-    summary = ev.summary()
-    seqs = sorted(summary['sequences'], key=int)
-    lines = ['%-12s' % ev.scene + ' '.join('%8s' % s for s in seqs)]
-    for label, key, fmt in ROWS:
-        lines.append('%-12s' % label + ' '.join(_fmt(fmt, summary['sequences'][s][key]) for s in seqs))
-    lines.append(f'(ATE threshold: {ev.thresholds.ate_m:.1f} m. AOE threshold: {ev.thresholds.aoe_deg:.1f} deg. '
-                 f'Reloc time factor: {ev.thresholds.reloc_score_factor_s:.1f} s.)')
-    return '\n'.join(lines)
 
 
 def _stem(path: Path) -> str:

@@ -12,7 +12,8 @@ import sys
 from rapnet_loc import __version__
 from rapnet_loc.errors import RapnetLocError
 
-SUBCOMMANDS = ('synth', 'replay', 'build-map', 'localize', 'evaluate', 'demo', 'export-onnx', 'train-rapnet')
+SUBCOMMANDS = ('synth', 'replay', 'build-map', 'localize', 'retrieve', 'evaluate', 'demo', 'export-onnx',
+               'train-rapnet')
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,14 +1,18 @@
 """``rapnet-loc synth``: generate a synthetic OpenLORIS-style scene (ROS 1 bags, ground truth, calibration).
 
-Writes ``OUT/NAME1-K.bag`` for K = 1..N, ``OUT/gt_NAME_1.txt`` and ``OUT/calibration.yaml``.
+Writes ``OUT/NAME1-K.bag`` for K = 1..N, ``OUT/gt_NAME_1.txt`` and ``OUT/calibration.yaml``; with
+``--frames-folder DIR`` also every frame as a posed, labelled 7-Scenes-style folder (RaP-Net training data,
+``rapnet_loc.synth.frames``).
 """
 from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from rapnet_loc.synth import SCENES, Challenges, generate
 from rapnet_loc.synth.bag import COMPRESSIONS
+from rapnet_loc.synth.frames import write_training_folder
 
 LOG = logging.getLogger(__name__)
 _DEFAULTS = Challenges()
@@ -38,6 +42,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                             default=getattr(_DEFAULTS, name), help=text)
     parser.add_argument('--no-challenges', action='store_true',
                         help='static, evenly lit, textured scene: every challenge off (overrides the switches)')
+    parser.add_argument('--frames-folder', type=Path, metavar='DIR',
+                        help='also write every frame into DIR in the 7-Scenes layout (colour, depth, labels, poses)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return parser
 
@@ -52,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         print(path)
     print(summary.gt_path)
     print(summary.calibration_path)
+    if args.frames_folder:
+        n = write_training_folder(summary.bags, args.frames_folder, progress=not args.no_progress)
+        print(f'{n} frames written to {args.frames_folder}')
     LOG.info('rendered %d frames in %.1f s (total %.1f s)', len(summary.bags) * args.frames, summary.render_s,
              summary.total_s)
     return 0

@@ -5,17 +5,15 @@ it with ``@register('<name>')``; ``create_extractor('<name>')`` imports that mod
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import cv2
 import numpy as np
 
-from rapnet_loc.errors import ConfigError, ImageFormatError
+from rapnet_loc.errors import ImageFormatError
+from rapnet_loc.registry import Configurable, Registry
 
 DISTANCES = ('hamming', 'l2')
 
@@ -94,74 +92,24 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ImageFormatError(f'feature extraction needs an (H, W) or (H, W, 1|3|4) image, got shape {image.shape}')
 
 
-class FeatureExtractor(ABC):
+class FeatureExtractor(Configurable, ABC):
     """Detects keypoints and computes descriptors.
 
     Subclasses set ``default_conf`` and implement ``extract``; ``self.conf`` is ``default_conf`` updated with the
     ``conf`` given to the constructor.
     """
 
-    name: ClassVar[str] = ''
-    default_conf: ClassVar[dict] = {}
-
-    def __init__(self, conf: dict | None = None):
-        conf = dict(conf or {})
-        if unknown := sorted(set(conf) - set(self.default_conf)):
-            raise ConfigError(f"unknown option(s) {', '.join(unknown)} for feature extractor {self.name!r}; "
-                              f"valid options: {', '.join(sorted(self.default_conf))}")
-        self.conf = {**self.default_conf, **conf}
+    kind: ClassVar[str] = 'feature extractor'
 
     @abstractmethod
     def extract(self, image: np.ndarray) -> Features:
         """Features of an (H, W, 3) uint8 RGB image (grey (H, W) accepted); empty Features when none are found."""
 
 
-_REGISTRY: dict[str, type[FeatureExtractor]] = {}
-_HELPER_MODULES = frozenset({'base', 'matching'})
-
-
-def register(name: str) -> Callable[[type[FeatureExtractor]], type[FeatureExtractor]]:
-    """Class decorator registering a ``FeatureExtractor`` subclass as ``name``."""
-    def decorate(cls: type[FeatureExtractor]) -> type[FeatureExtractor]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f'feature extractor {name!r} is already registered by {_REGISTRY[name].__name__}')
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return decorate
-
-
-def _import_extractor_modules() -> None:
-    """Import every extractor module of this package so that all of them are registered."""
-    package = importlib.import_module(__package__)
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name not in _HELPER_MODULES:
-            importlib.import_module(f'{__package__}.{info.name}')
-
-
-def available_extractors() -> list[str]:
-    """Sorted names of all registered extractors."""
-    _import_extractor_modules()
-    return sorted(_REGISTRY)
-
-
-def extractor_class(name: str) -> type[FeatureExtractor]:
-    """The extractor class registered as ``name`` (importing its module; no model is loaded).
-
-    Raises:
-        ConfigError: unknown name (the message lists the registered ones).
-    """
-    if name not in _REGISTRY and name.isidentifier() and name not in _HELPER_MODULES:
-        try:
-            importlib.import_module(f'{__package__}.{name}')
-        except ModuleNotFoundError as exc:
-            if exc.name != f'{__package__}.{name}':
-                raise
-    if name not in _REGISTRY:
-        _import_extractor_modules()      # a module may register names other than its own (rapnet -> rapnet_p)
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown feature extractor {name!r}; available: {', '.join(available_extractors())}")
-    return _REGISTRY[name]
+EXTRACTORS: Registry[FeatureExtractor] = Registry('feature extractor', __package__, frozenset({'base', 'matching'}))
+register = EXTRACTORS.register
+available_extractors = EXTRACTORS.available
+extractor_class = EXTRACTORS.get
 
 
 def create_extractor(name: str, conf: dict | None = None) -> FeatureExtractor:
@@ -170,4 +118,4 @@ def create_extractor(name: str, conf: dict | None = None) -> FeatureExtractor:
     Raises:
         ConfigError: unknown name (the message lists the registered ones) or unknown option.
     """
-    return extractor_class(name)(conf)
+    return EXTRACTORS.create(name, conf)

@@ -1,13 +1,17 @@
 """Reader for frame folders in the Microsoft 7-Scenes layout.
 
-A folder holds ``frame-XXXXXX.color.jpg`` (640x480 RGB), ``frame-XXXXXX.depth.png`` (uint16 millimetres; 0 and
-65535 mean invalid), ``frame-XXXXXX.pose.txt`` (4x4 camera-to-world, metres) and optionally
-``camera-intrinsics.txt``. The sensor ran at 30 Hz and the set has no timestamps: frame ``i`` is stamped
-``i / 30`` s, rounded to integer nanoseconds.
+A folder holds ``frame-XXXXXX.color.jpg`` (640x480 RGB; ``.png`` too), ``frame-XXXXXX.depth.png`` (uint16
+millimetres; 0 and 65535 mean invalid), ``frame-XXXXXX.pose.txt`` (4x4 camera-to-world, metres) and optionally the
+intrinsics files ``camera-intrinsics.txt`` (``DEPTH_INTRINSICS``) and ``color-intrinsics.txt``
+(``COLOR_INTRINSICS``, 3x3 each). The sensor ran at 30 Hz and the set has no timestamps: frame ``i`` is stamped
+``i / 30`` s, rounded to integer nanoseconds. Frames are named after their files (``frame-000123``).
 
-Intrinsics: ``camera-intrinsics.txt`` (fx = fy = 585) describes the depth camera. Published 7-Scenes work uses
-fx = fy = 525, cx = 320, cy = 240 for the colour images; ``camera_info()`` returns that unless overridden.
-The depth images are not registered to the colour camera (the offset is a few cm); they are returned as stored.
+Intrinsics: in 7-Scenes, ``camera-intrinsics.txt`` (fx = fy = 585) describes the depth camera, and published work
+uses fx = fy = 525, cx = 320, cy = 240 (``COLOR_K``) for the colour images, which have no file of their own. A
+folder's ``color-intrinsics.txt``, when present, gives the colour camera instead (the synthetic training folders of
+``rapnet_loc.synth.frames`` have one). Without ``camera-intrinsics.txt`` the depth camera is the colour camera.
+7-Scenes depth images are not registered to the colour camera (the offset is a few cm); they are returned as
+stored, and ``depth_camera_info`` describes them.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ import numpy as np
 from rapnet_loc.errors import DatasetError, ImageFormatError
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 
+DEPTH_INTRINSICS = 'camera-intrinsics.txt'
+COLOR_INTRINSICS = 'color-intrinsics.txt'
 COLOR_K = np.array([[525.0, 0.0, 320.0], [0.0, 525.0, 240.0], [0.0, 0.0, 1.0]])
 FPS = 30
 DEPTH_SCALE = 0.001
@@ -39,8 +45,10 @@ class SevenScenesFolder:
     Args:
         path: the folder.
         first, last: range of frame numbers to use.
-        K: (3, 3) colour intrinsics overriding ``COLOR_K``.
+        K: (3, 3) colour intrinsics overriding the folder's ``color-intrinsics.txt`` and ``COLOR_K``.
     Attributes:
+        K: (3, 3) colour intrinsics in use; K_depth: (3, 3) the depth camera's (``K`` when the folder has no
+            ``camera-intrinsics.txt``).
         indices: frame numbers in use, ascending.
     """
 
@@ -49,7 +57,9 @@ class SevenScenesFolder:
         self.path = Path(path)
         if not self.path.is_dir():
             raise DatasetError(f'7-Scenes frame folder not found: {self.path}')
-        self.K = COLOR_K.copy() if K is None else np.asarray(K, dtype=np.float64).reshape(3, 3)
+        self.K = (self._intrinsics(COLOR_INTRINSICS, COLOR_K) if K is None
+                  else np.asarray(K, dtype=np.float64).reshape(3, 3))
+        self.K_depth = self._intrinsics(DEPTH_INTRINSICS, self.K)
         colors = {}
         for entry in self.path.iterdir():
             if match := _COLOR_NAME.match(entry.name):
@@ -66,6 +76,16 @@ class SevenScenesFolder:
                 raise DatasetError(f'colour frame {self._colors[i].name} has no depth image '
                                    f'{self._file(i, "depth.png").name} in {self.path}')
 
+    def _intrinsics(self, name: str, default: np.ndarray) -> np.ndarray:
+        """(3, 3) matrix of the folder's file ``name``, or ``default`` when there is none."""
+        path = self.path / name
+        if not path.is_file():
+            return default.copy()
+        try:
+            return np.loadtxt(path, dtype=np.float64).reshape(3, 3)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f'cannot read a 3x3 intrinsic matrix from {path}: {exc}') from None
+
     def _file(self, index: int, suffix: str) -> Path:
         return self.path / f'frame-{index:06d}.{suffix}'
 
@@ -73,9 +93,17 @@ class SevenScenesFolder:
         return len(self.indices)
 
     def camera_info(self) -> CameraInfo:
-        """Colour camera model: ``K`` (default ``COLOR_K``), no distortion, size of the first colour image."""
+        """Colour camera model: ``K``, no distortion, size of the first colour image."""
         height, width = self._color(self.indices[0]).shape[:2]
         return CameraInfo(width=width, height=height, K=self.K.copy(), frame_id='camera')
+
+    def depth_camera_info(self) -> CameraInfo | None:
+        """Intrinsics of the depth images when they differ from the colour camera's (not registered to colour, as
+        in 7-Scenes), same size and frame; None when the depth is aligned to colour."""
+        if np.allclose(self.K_depth, self.K):
+            return None
+        color = self.camera_info()
+        return CameraInfo(color.width, color.height, self.K_depth.copy(), frame_id=color.frame_id)
 
     def _color(self, index: int) -> np.ndarray:
         path = self._colors[index]
@@ -102,7 +130,8 @@ class SevenScenesFolder:
                 raise ImageFormatError(f'depth image {self._file(i, "depth.png").name} is '
                                        f'{depth.shape[1]}x{depth.shape[0]} but colour {self._colors[i].name} is '
                                        f'{color.shape[1]}x{color.shape[0]} in {self.path}')
-            yield RGBDFrame(index=i, stamp_ns=frame_stamp_ns(i), color=color, depth=depth, frame_id='camera')
+            yield RGBDFrame(index=i, stamp_ns=frame_stamp_ns(i), color=color, depth=depth, frame_id='camera',
+                            name=f'frame-{i:06d}')
 
     def poses(self) -> tuple[np.ndarray, np.ndarray]:
         """Stamps (N,) int64 ns and camera-to-world poses (N, 4, 4) of the frames in use."""

@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
 
 from rapnet_loc.errors import TrajectoryFormatError
 from rapnet_loc.geometry import pose_matrix, pose_parts
@@ -252,3 +253,28 @@ def write_tum(path: str | os.PathLike, traj: Trajectory, header: str | None = No
                 fh.write(f'# {line}\n')
         for i in range(len(traj)):
             fh.write(f'{format_stamp(traj.stamps_ns[i])} {_pose_text(traj, i)}\n')
+
+
+def interpolate_poses(stamps_ns: np.ndarray, poses: np.ndarray, query_ns: np.ndarray,
+                      max_gap_s: float = 0.5) -> Trajectory:
+    """Poses (N, 4, 4) at stamps (N,) interpolated (linear, slerp) at ``query_ns`` (Q,) between neighbours at most
+    ``max_gap_s`` apart; queries outside or in larger gaps are dropped."""
+    order = np.argsort(stamps_ns, kind='stable')
+    stamps_ns, poses = np.asarray(stamps_ns)[order], np.asarray(poses)[order]
+    stamps_ns, first = np.unique(stamps_ns, return_index=True)
+    poses = poses[first]
+    query_ns = np.asarray(query_ns, dtype=np.int64)
+    if len(stamps_ns) < 2:
+        return Trajectory.empty()
+    hi = np.clip(np.searchsorted(stamps_ns, query_ns), 1, len(stamps_ns) - 1)
+    lo = hi - 1
+    ok = (query_ns >= stamps_ns[0]) & (query_ns <= stamps_ns[-1])
+    ok &= (stamps_ns[hi] - stamps_ns[lo]) <= max_gap_s * NS_PER_S
+    query_ns, lo, hi = query_ns[ok], lo[ok], hi[ok]
+    w = ((query_ns - stamps_ns[lo]) / (stamps_ns[hi] - stamps_ns[lo]))[:, None]
+    t = (1 - w) * poses[lo, :3, 3] + w * poses[hi, :3, 3]
+    slerp = Slerp((stamps_ns - stamps_ns[0]) / NS_PER_S, Rotation.from_matrix(poses[:, :3, :3]))
+    out = np.tile(np.eye(4), (len(query_ns), 1, 1))
+    out[:, :3, :3] = slerp((query_ns - stamps_ns[0]) / NS_PER_S).as_matrix()
+    out[:, :3, 3] = t
+    return Trajectory.from_matrices(query_ns, out)

@@ -52,6 +52,8 @@ class RGBDFrame:
         color: (H, W, 3) uint8 RGB.
         depth: (H, W) float32 metres aligned to ``color``; 0 marks invalid pixels.
         frame_id: optical frame of the colour camera.
+        name: the frame's name in its source where it has one (7-Scenes: the file stem ``frame-000123``), else
+            empty (bags: frames are known by their stamps).
     """
 
     index: int
@@ -59,3 +61,4 @@ class RGBDFrame:
     color: np.ndarray
     depth: np.ndarray
     frame_id: str = ''
+    name: str = ''

@@ -35,8 +35,10 @@ class Stamped:
 
 
 def slam_config(params: dict[str, Any]) -> SlamConfig:
-    """The configuration ``rapnet-loc replay --config CONFIG_FILE --features FEATURES`` would use."""
-    return SlamConfig.resolve(params['config_file'] or None, params['features'])
+    """The configuration ``rapnet-loc replay --config CONFIG_FILE --features FEATURES`` would use, with the
+    ``place_recognition`` and ``pose_estimator`` parameters where the node has them (empty: the configuration's)."""
+    return SlamConfig.resolve(params['config_file'] or None, params['features'],
+                              params.get('place_recognition') or None, params.get('pose_estimator') or None)
 
 
 class RapnetNode(Node):

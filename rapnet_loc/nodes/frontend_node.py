@@ -15,6 +15,11 @@ timing of every frame) and TF (REP 105): ``map -> odom`` (``T_map_base * inv(T_o
 odometry arrives, else ``map -> base_link``. Services ``~/save_map`` and ``~/load_map`` (std_srvs/Trigger) write the
 map to the ``map_out`` parameter's file and localize against the ``map_in`` parameter's file.
 
+Place recognition (relocalization candidates, saved with the map) and an in-process pose estimator consulted while
+lost are chosen by name, as ``replay --place-recognition/--estimator`` choose them: parameters
+``place_recognition`` and ``pose_estimator`` (empty: the configuration file's). A pose estimator and a recognizer
+that needs the colour image work with ``extract_in_process`` only.
+
 Frames: the SLAM world is the first camera pose (or a loaded map's world); the map frame is the base frame at that
 pose, ``T_map_world = T_base_cam``, so that the map frame is level when the base is.
 """
@@ -32,7 +37,7 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from rapnet_loc.errors import RapnetLocError, TopicError
+from rapnet_loc.errors import ConfigError, RapnetLocError, TopicError
 from rapnet_loc.geometry import invert, pose_matrix
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.nodes import outputs, qos
@@ -45,8 +50,10 @@ from rapnet_loc.nodes.odometry import LiveOdometry
 from rapnet_loc.nodes.params import Param, value
 from rapnet_loc.nodes.sync import ApproxSync
 from rapnet_loc.nodes.tf import StaticTransforms, TfPublisher
-from rapnet_loc.slam.map_io import MapFile, load_map, save_map
+from rapnet_loc.slam.map_io import MapFile, load_map
+from rapnet_loc.slam.run import make_estimator
 from rapnet_loc.slam.system import System, TrackResult
+from rapnet_loc.vpr.base import RECOGNIZERS
 
 DEPTH_TOPIC = '/d400/aligned_depth_to_color/image_raw'
 CAMERA_INFO_TOPIC = '/d400/color/camera_info'
@@ -56,6 +63,10 @@ POSE_PRIOR_TOPICS = ('/initialpose', '/rapnet_loc/vpr_pose', '/rapnet_loc/landma
 PARAMETERS = FEATURE_PARAMS + (
     Param('extract_in_process', False, 'subscribe to colour images and extract features in this node instead of '
                                        'subscribing to a feature node'),
+    Param('place_recognition', '', 'place recognizer of relocalization (registry name: bow, ...); empty: the '
+                                   'configuration file\'s'),
+    Param('pose_estimator', '', 'pose estimator consulted while lost (registry name); empty: the configuration '
+                                'file\'s, none by default'),
     Param('feature_scale_factor', 1.2, 'pyramid scale factor of the received features (ORB: 1.2, RaP-Net: 1.0)',
           (1.0, 4.0)),
     Param('feature_levels', 8, 'pyramid levels of the received features (ORB: 8, RaP-Net: 1)', (1, 32)),
@@ -83,6 +94,10 @@ class FrontendNode(RapnetNode):
         super().__init__('frontend_node', **kwargs)
         p = self.params
         self.config = slam_config(p)
+        if not p['extract_in_process'] and (self.config.pose_estimator or
+                                            RECOGNIZERS.get(self.config.place_recognition).needs_image):
+            raise ConfigError('a pose estimator, or a place recognizer that needs colour images '
+                              f'({self.config.place_recognition!r}), needs extract_in_process: true')
         self.map_file: MapFile | None = load_map(p['map_in'], self.config.features) if p['map_in'] else None
         self.camera: CameraInfo | None = None
         self.system: System | None = None
@@ -160,9 +175,9 @@ class FrontendNode(RapnetNode):
             if not path:
                 raise RapnetLocError('set the parameter map_out to the file to write')
             with self.lock:
-                if self.system is None or self.system.map is None:
+                if self.system is None:
                     raise RapnetLocError('no map yet: no frame has been tracked')
-                save_map(path, self.system.map, self.system.camera, self.config)
+                self.system.save_map(path)
             response.success, response.message = True, f'map saved to {path}'
         except (RapnetLocError, OSError) as exc:
             response.success, response.message = False, f'cannot save the map: {exc}'
@@ -224,15 +239,20 @@ class FrontendNode(RapnetNode):
                                            f'camera_to_base or publish /tf_static')
             return False
         self.odometry.T_base_cam = self.T_base_cam
-        config = self.config if self.map_file is None else self.map_file.settings(self.config)
-        self.system = System(self.camera, config, slam_map=None if self.map_file is None else self.map_file.map,
-                             odometry=self.odometry if p['odom_prior'] else None)
+        map_file = self.map_file
+        config = self.config if map_file is None else map_file.settings(self.config)
+        self.system = System(self.camera, config, slam_map=None if map_file is None else map_file.map,
+                             odometry=self.odometry if p['odom_prior'] else None,
+                             recognizer=None if map_file is None else map_file.recognizer_for(config),
+                             estimator=make_estimator(config, self.camera, None, map_file))
         self.path.poses = []
         if self.pending_prior is not None:
             self.system.set_pose_prior(self._world_from_map(self.pending_prior))
             self.pending_prior = None
-        self.get_logger().info(f'front end started: {config.features} features, camera {self.camera.width}x'
-                               f'{self.camera.height}, ' + ('localizing' if self.map_file else 'mapping'))
+        estimator = f', pose estimator {config.pose_estimator}' if config.pose_estimator else ''
+        self.get_logger().info(f'front end started: {config.features} features, {config.place_recognition} place '
+                               f'recognition{estimator}, camera {self.camera.width}x{self.camera.height}, '
+                               + ('localizing' if map_file else 'mapping'))
         return True
 
     def _camera_mount(self, stamp) -> np.ndarray:

@@ -6,7 +6,8 @@ import threading
 
 import numpy as np
 
-from rapnet_loc.slam.odometry import OdometryPrior, interpolate_poses
+from rapnet_loc.io.trajectory import interpolate_poses
+from rapnet_loc.slam.odometry import OdometryPrior
 
 
 class LiveOdometry(OdometryPrior):

@@ -2,8 +2,9 @@
 correspondences between two frames, and place labels ("locations") along the sequence.
 
 A folder may hold ``color-intrinsics.txt`` (the colour camera's K; default: 7-Scenes' ``COLOR_K``) and
-``camera-intrinsics.txt`` (the depth camera's; default: the colour K). Synthetic sequences are written in this
-layout by ``rapnet_loc.synth.frames``.
+``camera-intrinsics.txt`` (the depth camera's; default: the colour K), read by
+``rapnet_loc.io.sevenscenes.SevenScenesFolder``. Synthetic sequences are written in this layout by
+``rapnet_loc.synth.frames``.
 
 Pixel positions are (i, j) = (row, column) of the training image; ``K`` are the colour intrinsics at its size.
 """
@@ -17,9 +18,6 @@ import numpy as np
 from rapnet_loc.errors import DatasetError
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.rapnet.preprocess import normalize, resize_max_edge
-
-DEPTH_INTRINSICS = 'camera-intrinsics.txt'
-COLOR_INTRINSICS = 'color-intrinsics.txt'
 
 
 @dataclass
@@ -53,9 +51,7 @@ def register_depth(depth: np.ndarray, K_depth: np.ndarray, K_color: np.ndarray, 
 
 def load_frames(path: str | Path, first: int, last: int, stride: int, max_edge: int) -> list[TrainFrame]:
     """Every ``stride``-th frame of 7-Scenes frames ``first``..``last``, shrunk to ``max_edge``."""
-    color_k = Path(path) / COLOR_INTRINSICS
-    folder = SevenScenesFolder(path, first, last, K=np.loadtxt(color_k) if color_k.is_file() else None)
-    K_depth = np.loadtxt(folder.path / DEPTH_INTRINSICS) if (folder.path / DEPTH_INTRINSICS).is_file() else folder.K
+    folder = SevenScenesFolder(path, first, last)
     _, poses = folder.poses()
     frames = []
     for n, frame in enumerate(folder):
@@ -65,8 +61,8 @@ def load_frames(path: str | Path, first: int, last: int, stride: int, max_edge: 
         scale = frame.color.shape[1] / small.shape[1]
         K = np.diag([1 / scale, 1 / scale, 1.0]) @ folder.K
         K[:2, 2] += 0.5 / scale - 0.5
-        frames.append(TrainFrame(frame.index, normalize(small, 'torch'),
-                                 register_depth(frame.depth, K_depth, folder.K, small.shape[:2], scale), K, poses[n]))
+        depth = register_depth(frame.depth, folder.K_depth, folder.K, small.shape[:2], scale)
+        frames.append(TrainFrame(frame.index, normalize(small, 'torch'), depth, K, poses[n]))
     if len(frames) < 2:
         raise DatasetError(f'need at least 2 training frames from {path} (frames {first}..{last}, stride {stride})')
     return frames

@@ -4,46 +4,63 @@ Defaults follow ORB-SLAM2's RGB-D tracker and its TUM settings (``bf = 40``, clo
 A YAML file holds any subset::
 
     features: {name: orb, conf: {max_keypoints: 1000}}
-    tracking: {motion_radius: 15}
+    place_recognition: {name: bow, conf: {n_words: 512}}
+    pose_estimator: {name: NAME, conf: {}}
+    tracking: {motion_radius: 15, strict_distance: {l2: 0.5}}
     local_mapping: {ba_window: 10}
+
+Descriptor thresholds (``max_distance``, ``strict_distance``) are given per descriptor metric, ``hamming`` (bits of
+a packed binary descriptor: ORB-SLAM2's 100 / 50 of 256) and ``l2`` (Euclidean distance of L2-normalised float
+descriptors, RaP-Net's and other learned ones, in [0, 2]); a mapping in the YAML replaces only the metrics it names.
+The ``l2`` defaults were chosen on 7-Scenes redkitchen frames 0-199 (``benchmarks/bench_thresholds.py``):
+``strict_distance`` keeps the share of RaP-Net's correct matches that ORB's 50 bits keep of ORB's, and
+``max_distance`` lets through the share of descriptor pairs of unrelated keypoints that ORB's 100 bits let through.
 """
 from __future__ import annotations
 
+import copy
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from rapnet_loc.errors import ConfigError
+from rapnet_loc.features.base import DISTANCES
 from rapnet_loc.io.yamlfile import read_yaml_mapping
 
 
 @dataclass
 class TrackingConfig:
-    """Tracking thresholds (pixels, metres, Hamming distances for ORB; counts of matches or frames).
+    """Tracking thresholds (pixels, metres, descriptor distances per metric; counts of matches or frames).
 
     Attributes:
         bf: virtual stereo baseline times fx (pixel-metres) of the right-coordinate residual.
         depth_min, depth_max: valid keypoint depth range (m).
         close_depth: depth (m) below which a keypoint counts as close (ORB-SLAM2 ``ThDepth``).
         init_min_points: keypoints with depth needed to initialise the map.
-        max_distance: largest descriptor distance of a projection match (ORB-SLAM2 ``TH_HIGH``).
-        strict_distance: largest descriptor distance of a descriptor-only match (``TH_LOW``).
+        max_distance: largest descriptor distance of a projection match (ORB-SLAM2 ``TH_HIGH``), per metric.
+        strict_distance: largest descriptor distance of a descriptor-only match (``TH_LOW``), per metric.
         motion_radius, motion_ratio, motion_min_matches: motion-model search (radius at level 0, ratio test,
-            matches needed; the radius doubles once when too few are found).
+            matches needed; the radius grows by ``motion_radius_retry`` once when too few are found).
         vo_points: keypoints of the last frame back-projected as temporary points for the motion model
             (the closest ones; at least this many, and all closer than ``close_depth``).
         reference_ratio, reference_min_matches: mutual-NN ratio and matches needed against the reference keyframe.
         min_pose_inliers: inliers needed after the motion-model or reference-keyframe pose optimisation.
         local_radius, local_ratio: local-map search (radius factor, ratio test); local_radius_reloc replaces
-            local_radius for the two frames after a relocalization.
+            local_radius for the ``local_reloc_frames`` frames after a relocalization. The radius is further
+            multiplied by ``local_radius_frontal`` for points seen within ``arccos(local_frontal_cos)`` of their
+            mean viewing direction, by ``local_radius_oblique`` otherwise (ORB-SLAM2 ``RadiusByViewingCos``).
         local_min_inliers: inliers needed after the local-map optimisation.
         local_max_keyframes, local_covisible: size of the local map (keyframes; best covisibles per keyframe).
-        reloc_candidates, reloc_ratio, reloc_min_matches, reloc_min_inliers, reloc_radius: relocalization.
+        reloc_candidates, reloc_ratio, reloc_min_matches, reloc_min_inliers, reloc_radius: relocalization
+            (candidate keyframes tried, ratio test, descriptor matches needed, inliers needed, projection radius of
+            the second search); reloc_pnp_iterations: RANSAC iterations of its PnP.
         keyframe_max_frames: frames after a relocalization without keyframes once the map has more keyframes
             than this (ORB-SLAM2 ``mMaxFrames``, the frame rate); also how long a relocalized frame needs
             ``reloc_min_inliers``.
         keyframe_min_frames: frames at least between keyframes.
         keyframe_ref_ratio: insert when tracked inliers fall below this fraction of the reference keyframe's
-            well-observed points.
+            well-observed points (points observed by ``keyframe_min_observations`` keyframes, one while the map has
+            at most two); keyframe_ref_ratio_single replaces it while the map has a single keyframe.
+        keyframe_min_inliers: a keyframe is inserted only when more inliers than this were tracked.
         keyframe_close_tracked, keyframe_close_untracked: insert when fewer close points are tracked and more
             close keypoints are untracked than these.
         new_points_min: closest keypoints with depth turned into map points by a new keyframe (at least; plus all
@@ -59,6 +76,11 @@ class TrackingConfig:
             join them.
         depth_tolerance, depth_tolerance_ratio: a keypoint's depth is consistent with its map point when they differ
             by at most ``depth_tolerance + depth_tolerance_ratio * depth`` metres.
+        prior_radius, prior_max_angle_deg, prior_max_shift, prior_max_turn_deg: a pose from outside (see
+            ``rapnet_loc.slam.tracking``) seeds a projection search of the points of the keyframes looking within
+            ``prior_max_angle_deg`` of it, radius ``prior_radius`` pixels at level 0; the pose found is kept only
+            within ``prior_max_shift`` metres and ``prior_max_turn_deg`` degrees of the prior (the gate). The same
+            keyframes, nearest first, are the relocalization candidates when that search fails.
     """
 
     bf: float = 40.0
@@ -66,9 +88,10 @@ class TrackingConfig:
     depth_max: float = 10.0
     close_depth: float = 3.05
     init_min_points: int = 100
-    max_distance: float = 100.0
-    strict_distance: float = 50.0
+    max_distance: dict = field(default_factory=lambda: {'hamming': 100.0, 'l2': 1.13})
+    strict_distance: dict = field(default_factory=lambda: {'hamming': 50.0, 'l2': 0.55})
     motion_radius: float = 15.0
+    motion_radius_retry: float = 2.0
     motion_ratio: float = 0.9
     motion_min_matches: int = 20
     vo_points: int = 100
@@ -77,6 +100,10 @@ class TrackingConfig:
     min_pose_inliers: int = 10
     local_radius: float = 3.0
     local_radius_reloc: float = 5.0
+    local_reloc_frames: int = 2
+    local_frontal_cos: float = 0.998
+    local_radius_frontal: float = 2.5
+    local_radius_oblique: float = 4.0
     local_ratio: float = 0.8
     local_min_inliers: int = 30
     local_max_keyframes: int = 80
@@ -86,9 +113,13 @@ class TrackingConfig:
     reloc_min_matches: int = 15
     reloc_min_inliers: int = 50
     reloc_radius: float = 10.0
+    reloc_pnp_iterations: int = 100
     keyframe_max_frames: int = 30
     keyframe_min_frames: int = 0
     keyframe_ref_ratio: float = 0.75
+    keyframe_ref_ratio_single: float = 0.4
+    keyframe_min_observations: int = 2
+    keyframe_min_inliers: int = 15
     keyframe_close_tracked: int = 100
     keyframe_close_untracked: int = 70
     new_points_min: int = 100
@@ -99,6 +130,15 @@ class TrackingConfig:
     prior_gate: float = 3.0
     depth_tolerance: float = 0.03
     depth_tolerance_ratio: float = 0.03
+    prior_radius: float = 20.0
+    prior_max_angle_deg: float = 60.0
+    prior_max_shift: float = 0.5
+    prior_max_turn_deg: float = 20.0
+
+    def threshold(self, name: str, metric: str) -> float:
+        """Descriptor threshold ``name`` (``'max_distance'`` or ``'strict_distance'``) for descriptors compared
+        by ``metric`` (``'hamming'`` or ``'l2'``)."""
+        return getattr(self, name)[metric]
 
 
 @dataclass
@@ -129,10 +169,15 @@ class LocalMappingConfig:
 
 @dataclass
 class SlamConfig:
-    """Feature extractor (registry name and options) and the tracking/local-mapping settings."""
+    """Feature extractor, place recognizer and pose estimator (registry names and options; no pose estimator when
+    ``pose_estimator`` is empty) and the tracking/local-mapping settings."""
 
     features: str = 'orb'
     feature_conf: dict = field(default_factory=dict)
+    place_recognition: str = 'bow'
+    place_recognition_conf: dict = field(default_factory=dict)
+    pose_estimator: str = ''
+    pose_estimator_conf: dict = field(default_factory=dict)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     local_mapping: LocalMappingConfig = field(default_factory=LocalMappingConfig)
 
@@ -140,11 +185,20 @@ class SlamConfig:
     def from_dict(cls, data: dict | None, source: str = '<dict>') -> SlamConfig:
         """Parse the YAML layout of the module doc; unknown sections or keys raise ConfigError."""
         data = dict(data or {})
-        _check_keys(data, {'features', 'tracking', 'local_mapping'}, source)
-        feats = dict(data.get('features') or {})
-        _check_keys(feats, {'name', 'conf'}, f'{source} [features]')
-        return cls(features=str(feats.get('name', 'orb')), feature_conf=dict(feats.get('conf') or {}),
-                   tracking=_section(TrackingConfig, data.get('tracking'), f'{source} [tracking]'),
+        _check_keys(data, {*COMPONENTS, 'tracking', 'local_mapping'}, source)
+        components = {}
+        for section, (default, name_field, conf_field) in COMPONENTS.items():
+            value = data.get(section) or {}
+            if not isinstance(value, dict):
+                raise ConfigError(f'{source} [{section}] must be a mapping {{name: NAME, conf: {{...}}}}, got '
+                                  f'{value!r}')
+            _check_keys(value, {'name', 'conf'}, f'{source} [{section}]')
+            conf = value.get('conf') or {}
+            if not isinstance(conf, dict):
+                raise ConfigError(f'{source} [{section}] conf must be a mapping, got {conf!r}')
+            components[name_field] = str(value.get('name') or default)
+            components[conf_field] = dict(conf)
+        return cls(**components, tracking=_section(TrackingConfig, data.get('tracking'), f'{source} [tracking]'),
                    local_mapping=_section(LocalMappingConfig, data.get('local_mapping'),
                                           f'{source} [local_mapping]'))
 
@@ -154,13 +208,36 @@ class SlamConfig:
         return cls.from_dict(read_yaml_mapping(path, ConfigError, 'configuration file'), str(path))
 
     @classmethod
-    def resolve(cls, path: str | os.PathLike | None, features: str | None = None) -> SlamConfig:
-        """The configuration of ``path`` (defaults when None) with the extractor replaced by ``features`` (with
-        its default options) when that names another one: what ``--config`` and ``--features`` select."""
-        config = cls.load(path) if path else cls()
-        if features and features != config.features:
-            config.features, config.feature_conf = features, {}
+    def resolve(cls, path: str | os.PathLike | None, features: str | None = None,
+                place_recognition: str | None = None, pose_estimator: str | None = None) -> SlamConfig:
+        """The configuration of ``path`` (defaults when None) with ``override`` applied: what ``--config``,
+        ``--features``, ``--place-recognition`` and ``--estimator`` select."""
+        return (cls.load(path) if path else cls()).override(features, place_recognition, pose_estimator)
+
+    def override(self, features: str | None = None, place_recognition: str | None = None,
+                 pose_estimator: str | None = None) -> SlamConfig:
+        """A copy with the extractor, place recognizer or pose estimator replaced by the one named (with its
+        default options) where that is another one; None keeps the configuration's."""
+        config = copy.deepcopy(self)
+        for section, name in (('features', features), ('place_recognition', place_recognition),
+                              ('pose_estimator', pose_estimator)):
+            _, name_field, conf_field = COMPONENTS[section]
+            if name and name != getattr(config, name_field):
+                setattr(config, name_field, name)
+                setattr(config, conf_field, {})
         return config
+
+    def as_dict(self) -> dict:
+        """The configuration in the YAML layout that ``from_dict`` reads."""
+        out = {section: {'name': getattr(self, name_field), 'conf': dict(getattr(self, conf_field))}
+               for section, (_, name_field, conf_field) in COMPONENTS.items()}
+        return {**out, 'tracking': asdict(self.tracking), 'local_mapping': asdict(self.local_mapping)}
+
+
+# YAML section -> (default name, SlamConfig fields of the name and of the options)
+COMPONENTS = {'features': ('orb', 'features', 'feature_conf'),
+              'place_recognition': ('bow', 'place_recognition', 'place_recognition_conf'),
+              'pose_estimator': ('', 'pose_estimator', 'pose_estimator_conf')}
 
 
 def _check_keys(data: dict, known: set[str], where: str) -> None:
@@ -170,14 +247,21 @@ def _check_keys(data: dict, known: set[str], where: str) -> None:
 
 
 def _section(cls: type, data: dict | None, where: str):
-    """Dataclass ``cls`` from a mapping, converting each value to the type of the field's default."""
+    """Dataclass ``cls`` from a mapping, converting each value to the type of the field's default; a per-metric
+    mapping (a field whose default is a dict) is merged over its default."""
     data = dict(data or {})
-    defaults = {f.name: f.default for f in fields(cls)}
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(cls)}
     _check_keys(data, set(defaults), where)
     for k, v in data.items():
         if isinstance(defaults[k], bool) and not isinstance(v, bool):
             raise ConfigError(f'invalid value in {where}: {k} must be true or false, got {v!r}')
+        if isinstance(defaults[k], dict):
+            if not isinstance(v, dict):
+                raise ConfigError(f'invalid value in {where}: {k} is given per descriptor metric, e.g. '
+                                  f'{{hamming: 50, l2: 0.55}}; got {v!r}')
+            _check_keys(v, set(DISTANCES), f'{where} {k}')
     try:
-        return cls(**{k: type(defaults[k])(v) for k, v in data.items()})
+        return cls(**{k: ({**defaults[k], **{m: float(x) for m, x in v.items()}} if isinstance(defaults[k], dict)
+                          else type(defaults[k])(v)) for k, v in data.items()})
     except (TypeError, ValueError) as exc:
         raise ConfigError(f'invalid value in {where}: {exc}') from None

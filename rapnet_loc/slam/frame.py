@@ -11,6 +11,7 @@ import numpy as np
 
 from rapnet_loc.features.base import Features
 from rapnet_loc.geometry import invert
+from rapnet_loc.io.trajectory import format_stamp
 from rapnet_loc.slam.camera import Camera
 
 
@@ -29,6 +30,11 @@ class Frame:
         inv_sigma2: (N,) float64 information of a keypoint's pixel error, ``1 / scale(level)**2``.
         point_ids: (N,) int64 id of the map point matched to each keypoint, -1 for none.
         T_cw: (4, 4) world-to-camera pose, None until tracked.
+        name: the source frame's name (7-Scenes file stem, or the stamp in seconds); names keyframes in map files
+            and retrieval pairs.
+        image: (H, W, 3) uint8 RGB colour image, kept only until a place recognizer that needs it has described
+            the frame (None otherwise).
+        place_descriptor: the place recognizer's descriptor of the frame, once computed (relocalization).
     """
 
     id: int
@@ -41,11 +47,16 @@ class Frame:
     inv_sigma2: np.ndarray
     point_ids: np.ndarray
     T_cw: np.ndarray | None = None
+    name: str = ''
+    image: np.ndarray | None = None
+    place_descriptor: np.ndarray | None = None
 
     @classmethod
     def create(cls, frame_id: int, stamp_ns: int, features: Features, depth_image: np.ndarray, camera: Camera,
-               depth_range: tuple[float, float], depth_camera: Camera | None = None) -> Frame:
-        """A frame from features and an (H, W) float32 depth image in metres.
+               depth_range: tuple[float, float], depth_camera: Camera | None = None, name: str = '',
+               image: np.ndarray | None = None) -> Frame:
+        """A frame from features and an (H, W) float32 depth image in metres, named ``name`` (default: the stamp
+        in seconds), with its colour ``image`` when a place recognizer may need it.
 
         Depth is read at the keypoint's pixel when the depth image is registered to the colour image
         (``depth_camera`` None). Otherwise ``depth_camera`` holds the depth image's own intrinsics and the depth
@@ -72,7 +83,8 @@ class Frame:
         u_right = np.full(n, np.nan)
         u_right[valid] = kp_un[valid, 0] - camera.bf / depth[valid]
         return cls(frame_id, int(stamp_ns), features, kp_un, depth, points_c, u_right,
-                   features.level_scales ** -2, np.full(n, -1, np.int64))
+                   features.level_scales ** -2, np.full(n, -1, np.int64), name=name or format_stamp(stamp_ns),
+                   image=image)
 
     def __len__(self) -> int:
         return len(self.features)

@@ -34,6 +34,7 @@ class LocalMapping:
             (``confirm_observations``) and ``close_depth``.
         distance: descriptor metric of the features (``'hamming'`` or ``'l2'``).
     Attributes:
+        strict_distance: descriptor threshold of the metric ``distance``.
         recent: ids of the recently created points, still subject to culling.
         n_triangulated, n_culled_keyframes: points created by triangulation and keyframes culled so far.
     """
@@ -44,6 +45,7 @@ class LocalMapping:
         self.cfg = config.local_mapping
         self.tracking_cfg = config.tracking
         self.distance = distance
+        self.strict_distance = config.tracking.threshold('strict_distance', distance)
         self.recent = np.zeros(0, np.int64)
         self.n_triangulated = 0
         self.n_culled_keyframes = 0
@@ -89,7 +91,7 @@ class LocalMapping:
                 continue
             free1, free2 = np.flatnonzero(kf.point_ids < 0), np.flatnonzero(other.point_ids < 0)
             v1, v2 = _view(kf, free1), _view(other, free2)
-            pairs = epipolar_match(v1, v2, self.camera, self.distance, tcfg.strict_distance,
+            pairs = epipolar_match(v1, v2, self.camera, self.distance, self.strict_distance,
                                    self.cfg.triangulation_ratio, slam_map.scale_factor)
             ok, positions = triangulate(v1, v2, pairs, self.camera, slam_map.scale_factor)
             i, j = free1[pairs[ok, 0]], free2[pairs[ok, 1]]
@@ -131,7 +133,7 @@ class LocalMapping:
         feats = frame.features
         match, _ = search_by_projection(uv, pts.descriptors[ids], FUSE_RADIUS * self.map.scale_factor ** level,
                                         frame.keypoints_un, feats.descriptors, feats.distance,
-                                        self.tracking_cfg.strict_distance, level_range=(level - 1, level),
+                                        self.strict_distance, level_range=(level - 1, level),
                                         kp_levels=feats.levels, available=kf.point_ids < 0)
         found = np.flatnonzero(match >= 0)
         kps, ids = match[found], ids[found]

@@ -8,7 +8,8 @@ several keyframes are merged, not duplicated); every other keypoint with depth b
 distance ranges, representative descriptors and covisibility are kept up to date as in local mapping. At the end
 (``finish``) each point moves to the mean of the depth back-projections of all its observations, which averages
 out depth noise and small pose errors. The poses are not changed: the map lives in the frame of the given poses
-(e.g. the dataset's ground truth).
+(e.g. the dataset's ground truth). The configuration's place recognizer indexes each keyframe as it is added (with
+its image, which is not kept) and is fitted on all of them at the end.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.frame import Frame
+from rapnet_loc.slam.keyframe_database import KeyFrameDatabase
 from rapnet_loc.slam.map import KeyFrame, Map
+from rapnet_loc.vpr.base import create_recognizer
 
 
 @dataclass
@@ -55,6 +58,7 @@ class MapBuilder:
         depth_tolerance: largest relative difference between a matched keypoint's depth and the point's.
     Attributes:
         map: the map (None before the first keyframe).
+        recognizer: the place recognizer indexing the keyframes.
     """
 
     def __init__(self, camera_info: CameraInfo, config: SlamConfig | None = None,
@@ -65,17 +69,20 @@ class MapBuilder:
         self.depth_camera = None if depth_info is None else Camera.from_info(depth_info)
         self.radius = radius
         self.depth_tolerance = depth_tolerance
+        self.recognizer = create_recognizer(self.config.place_recognition, self.config.place_recognition_conf)
         self.map: Map | None = None
+        self._keyframe_db: KeyFrameDatabase | None = None
 
     def add(self, rgbd: RGBDFrame, T_wc: np.ndarray) -> KeyFrame:
         """Insert ``rgbd`` taken at camera-to-world pose ``T_wc`` (4, 4) as a keyframe; the keyframe."""
         cfg = self.config.tracking
         features = self.extractor.extract(rgbd.color)
         frame = Frame.create(rgbd.index, rgbd.stamp_ns, features, rgbd.depth, self.camera,
-                             (cfg.depth_min, cfg.depth_max), self.depth_camera)
+                             (cfg.depth_min, cfg.depth_max), self.depth_camera, rgbd.name, rgbd.color)
         frame.T_cw = invert(np.asarray(T_wc, dtype=np.float64))
         if self.map is None:
             self.map = Map(features.scale_factor, features.n_levels)
+            self._keyframe_db = KeyFrameDatabase(self.recognizer, self.map)
         kf = self.map.add_keyframe(frame)
         kp_index, point_ids = self._match_map(kf)
         self.map.add_observations(kf, kp_index, point_ids)
@@ -84,6 +91,7 @@ class MapBuilder:
         self.map.create_points(kf, np.flatnonzero(frame.has_depth & (kf.point_ids < 0)))
         self.map.update_connections(kf)
         frame.point_ids[:] = kf.point_ids
+        self._keyframe_db.sync()
         return kf
 
     def _match_map(self, kf: KeyFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +104,8 @@ class MapBuilder:
         level = pts.predict_level(ids, np.linalg.norm(points_c, axis=1), self.map.scale_factor, self.map.n_levels)
         match, _ = search_by_projection(uv, pts.descriptors[ids], self.radius * self.map.scale_factor ** level,
                                         frame.keypoints_un, feats.descriptors, feats.distance,
-                                        self.config.tracking.max_distance, self.config.tracking.local_ratio,
+                                        self.config.tracking.threshold('max_distance', feats.distance),
+                                        self.config.tracking.local_ratio,
                                         (level - 1, level + 1), feats.levels)
         found = np.flatnonzero(match >= 0)
         kp_index, z = match[found], points_c[found, 2]
@@ -106,9 +115,10 @@ class MapBuilder:
 
     def finish(self) -> Map | None:
         """Move every point to the mean world position of its observations with depth (updating normals and
-        distance ranges); the map, None when no keyframe was added."""
+        distance ranges) and fit the place recognizer; the map, None when no keyframe was added."""
         if self.map is None:
             return None
+        self.recognizer.fit()
         pts = self.map.points
         ids = np.flatnonzero(~pts.bad)
         pid, kf_ids, kp = self.map.observation_arrays(ids)

@@ -1,17 +1,26 @@
-"""Map files: a whole ``Map`` with its camera, feature extractor and configuration in one versioned ``.npz``.
+"""Map files: a whole ``Map`` with its camera, feature extractor, place recognizer and configuration in one
+versioned ``.npz``.
 
 Layout (numpy ``.npz``, a zip of ``.npy`` arrays, read with ``allow_pickle=False``; no pickled objects)::
 
     format, version       header: 'rapnet-loc-map' and the format version (``VERSION``)
-    meta                  JSON: features {name, conf, distance, scale_factor, n_levels}, camera, config
-    kf_id, kf_frame_id, kf_stamp_ns (K,)   keyframes (ids increasing, with gaps where keyframes were culled);
-                          kf_T_cw (K, 4, 4); kf_offsets (K + 1,) rows of each keyframe in the keypoint arrays
+    meta                  JSON: features {name, conf, distance, scale_factor, n_levels}, place_recognition
+                          {name, conf}, camera, config
+    kf_id, kf_frame_id, kf_stamp_ns, kf_name (K,)   keyframes (ids increasing, with gaps where keyframes were
+                          culled; names of their source frames); kf_T_cw (K, 4, 4); kf_offsets (K + 1,) rows of each
+                          keyframe in the keypoint arrays
     kp_<name>             the keyframes' keypoints, concatenated (N rows): keypoints, scores, descriptors, levels
                           (``Features``), keypoints_un, depth, points_c, u_right, inv_sigma2 (``Frame``) and
                           point_ids (``KeyFrame``)
     pt_<column>           every ``MapPoints`` column (M rows)
     obs_point, obs_kf, obs_kp (O,)         observations: point id, keyframe id, keypoint index
     cov_kf, cov_other, cov_weight (E,)     covisibility edges (both directions)
+    vpr_<key>             the place recognizer's state (``PlaceRecognizer.state``)
+
+Version 1 files (rapnet-loc before the place-recognizer registry) have no ``kf_name``, no ``place_recognition`` and
+no ``vpr_`` arrays, and give the descriptor thresholds as single Hamming values; they still load: keyframes are
+named by their stamps, the thresholds become the ``hamming`` entries, and the place recognizer is rebuilt from the
+keyframes (logged).
 
 Files are written atomically (``rapnet_loc.io.atomic``): a failed save leaves the previous file as it was.
 Every problem on loading raises ``MapFormatError`` naming the file and what is wrong with it.
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import zipfile
 import zlib
@@ -31,13 +41,19 @@ import numpy as np
 from rapnet_loc.errors import ConfigError, MapFormatError
 from rapnet_loc.features.base import Features
 from rapnet_loc.io.atomic import atomic_write
+from rapnet_loc.io.trajectory import format_stamp
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.frame import Frame
+from rapnet_loc.slam.keyframe_database import KeyFrameDatabase
 from rapnet_loc.slam.map import KeyFrame, Map, MapPoints
+from rapnet_loc.vpr.base import PlaceRecognizer, create_recognizer
+
+LOG = logging.getLogger(__name__)
 
 FORMAT = 'rapnet-loc-map'
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 ZIP_MAGIC = b'PK\x03\x04'
 FEATURE_ARRAYS = ('keypoints', 'scores', 'descriptors', 'levels')
 FRAME_ARRAYS = ('keypoints_un', 'depth', 'points_c', 'u_right', 'inv_sigma2')
@@ -45,23 +61,30 @@ POINT_COLUMNS = MapPoints.columns()
 ARRAYS = ('format', 'version', 'meta', 'kf_id', 'kf_frame_id', 'kf_stamp_ns', 'kf_T_cw', 'kf_offsets', 'kp_point_ids',
           *(f'kp_{name}' for name in (*FEATURE_ARRAYS, *FRAME_ARRAYS)), *(f'pt_{name}' for name in POINT_COLUMNS),
           'obs_point', 'obs_kf', 'obs_kp', 'cov_kf', 'cov_other', 'cov_weight')
+ARRAYS_V2 = ('kf_name',)
+VPR_PREFIX = 'vpr_'
 
 
 @dataclass
 class MapFile:
-    """A map with the camera, feature extractor and settings it was built with.
+    """A map with the camera, feature extractor, place recognizer and settings it was built with.
 
     Attributes:
         map: keyframes, points and covisibility.
         camera: the colour camera of the keyframes.
-        config: settings; ``config.features``/``config.feature_conf`` name the extractor of every descriptor.
+        config: settings; ``config.features``/``config.feature_conf`` name the extractor of every descriptor,
+            ``config.place_recognition``/``place_recognition_conf`` the recognizer saved with the map.
         distance: descriptor metric of the extractor (``'hamming'`` or ``'l2'``).
+        recognizer: the saved place recognizer, restored; None for a version 1 file.
+        path: the file.
     """
 
     map: Map
     camera: Camera
     config: SlamConfig
     distance: str
+    recognizer: PlaceRecognizer | None = None
+    path: Path | None = None
 
     def settings(self, config: SlamConfig | None = None) -> SlamConfig:
         """Settings to localize on this map: a copy of ``config`` (default: the map's own) with the map's feature
@@ -70,15 +93,31 @@ class MapFile:
         settings.features, settings.feature_conf = self.config.features, dict(self.config.feature_conf)
         return settings
 
+    def recognizer_for(self, config: SlamConfig) -> PlaceRecognizer:
+        """The place recognizer that ``config`` names, indexing this map's keyframes: the saved one when it is
+        that recognizer with the same options, else a new one built from the keyframes (logged).
 
-def config_dict(config: SlamConfig) -> dict:
-    """``config`` in the YAML layout that ``SlamConfig.from_dict`` reads."""
-    return {'features': {'name': config.features, 'conf': dict(config.feature_conf)},
-            'tracking': asdict(config.tracking), 'local_mapping': asdict(config.local_mapping)}
+        Raises:
+            ConfigError: unknown recognizer or option, or one that needs the keyframes' images, which map files do
+                not hold.
+        """
+        wanted = create_recognizer(config.place_recognition, config.place_recognition_conf)
+        saved = self.recognizer
+        if saved is not None and saved.name == wanted.name and saved.conf == wanted.conf:
+            return saved
+        LOG.info('%s: place recognizer %r %s rebuilt from the map\'s %d keyframes', self.path or 'map', wanted.name,
+                 wanted.conf, len(self.map.keyframes))
+        if wanted.needs_image:
+            raise ConfigError(f'place recognizer {wanted.name!r} needs the keyframes\' images, which the map file '
+                              f'{self.path} does not hold; rebuild the map with --place-recognition {wanted.name}')
+        KeyFrameDatabase(wanted, self.map).sync()
+        return wanted
 
 
-def save_map(path: str | os.PathLike, slam_map: Map, camera: Camera, config: SlamConfig) -> None:
-    """Write ``slam_map`` (built with ``camera`` and ``config``'s feature extractor) to ``path`` atomically.
+def save_map(path: str | os.PathLike, slam_map: Map, camera: Camera, config: SlamConfig,
+             recognizer: PlaceRecognizer) -> None:
+    """Write ``slam_map`` (built with ``camera`` and ``config``'s feature extractor) and the state of the place
+    recognizer that indexes its keyframes to ``path`` atomically.
 
     Raises:
         MapFormatError: the map has no keyframe.
@@ -87,13 +126,18 @@ def save_map(path: str | os.PathLike, slam_map: Map, camera: Camera, config: Sla
         raise MapFormatError(f'cannot save {path}: the map has no keyframe (tracking never initialised)')
     kfs = list(slam_map.keyframes.values())
     feats0 = kfs[0].frame.features
+    if config.place_recognition != recognizer.name:
+        config = config.override(place_recognition=recognizer.name)
+        config.place_recognition_conf = dict(recognizer.conf)
     meta = {'features': {'name': config.features, 'conf': dict(config.feature_conf), 'distance': feats0.distance,
                          'scale_factor': feats0.scale_factor, 'n_levels': feats0.n_levels},
-            'camera': {**asdict(camera), 'D': np.asarray(camera.D).tolist()}, 'config': config_dict(config)}
+            'place_recognition': {'name': recognizer.name, 'conf': dict(recognizer.conf)},
+            'camera': {**asdict(camera), 'D': np.asarray(camera.D).tolist()}, 'config': config.as_dict()}
     arrays = {'format': np.array(FORMAT), 'version': np.array(VERSION), 'meta': np.array(json.dumps(meta)),
               'kf_id': np.array([kf.id for kf in kfs], np.int64),
               'kf_frame_id': np.array([kf.frame.id for kf in kfs], np.int64),
               'kf_stamp_ns': np.array([kf.frame.stamp_ns for kf in kfs], np.int64),
+              'kf_name': np.array([kf.frame.name for kf in kfs], dtype=str),
               'kf_T_cw': np.array([kf.T_cw for kf in kfs]).reshape(-1, 4, 4),
               'kf_offsets': np.r_[0, np.cumsum([len(kf.frame) for kf in kfs])].astype(np.int64),
               'kp_point_ids': np.concatenate([kf.point_ids for kf in kfs])}
@@ -108,6 +152,7 @@ def save_map(path: str | os.PathLike, slam_map: Map, camera: Camera, config: Sla
     edges = [(a, b, w) for a, others in slam_map.covisibility.items() for b, w in others.items()]
     for key, col in zip(('cov_kf', 'cov_other', 'cov_weight'), zip(*edges) if edges else ((), (), ())):
         arrays[key] = np.array(col, np.int64)
+    arrays.update({VPR_PREFIX + key: value for key, value in recognizer.state().items()})
     with atomic_write(path, 'wb') as fh:
         np.savez_compressed(fh, **arrays)
 
@@ -124,13 +169,16 @@ def load_map(path: str | os.PathLike, features: str | None = None) -> MapFile:
     """
     path = Path(path)
     arrays = _read_arrays(path)
-    if missing := [name for name in ARRAYS if name not in arrays]:
+    version = int(arrays['version'])
+    required = ARRAYS + (ARRAYS_V2 if version >= 2 else ())
+    if missing := [name for name in required if name not in arrays]:
         raise MapFormatError(f'map file {path} is corrupt or from another rapnet-loc version: it lacks '
                              f'{", ".join(missing)}; rebuild the map')
     try:
         meta = json.loads(str(arrays['meta']))
         built_with = meta['features']['name']
-        config = SlamConfig.from_dict(meta['config'], f'{path} [config]')
+        config = SlamConfig.from_dict(_config_v2(meta['config']) if version == 1 else meta['config'],
+                                      f'{path} [config]')
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise MapFormatError(f'map file {path} is corrupt: bad metadata ({exc})') from None
     if features is not None and features != built_with:
@@ -141,11 +189,46 @@ def load_map(path: str | os.PathLike, features: str | None = None) -> MapFile:
         slam_map = _build_map(arrays, meta)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise MapFormatError(f'map file {path} is corrupt: inconsistent contents ({exc})') from None
-    return MapFile(slam_map, camera, config, meta['features']['distance'])
+    map_file = MapFile(slam_map, camera, config, meta['features']['distance'], path=path)
+    if version == 1:
+        LOG.info('%s is a version 1 map file: its place recognizer is rebuilt from its keyframes', path)
+    else:
+        map_file.recognizer = _load_recognizer(path, meta, arrays, slam_map)
+    return map_file
+
+
+def _config_v2(config: dict) -> dict:
+    """A version 1 file's configuration with its descriptor thresholds (single Hamming values) made per metric."""
+    tracking = dict(config.get('tracking') or {})
+    for key in ('max_distance', 'strict_distance'):
+        if key in tracking and not isinstance(tracking[key], dict):
+            tracking[key] = {'hamming': tracking[key]}
+    return {**config, 'tracking': tracking}
+
+
+def _load_recognizer(path: Path, meta: dict, arrays: dict[str, np.ndarray], slam_map: Map) -> PlaceRecognizer:
+    """The place recognizer saved in a version 2 file, restored and checked to index exactly its keyframes."""
+    try:
+        name, conf = meta['place_recognition']['name'], meta['place_recognition']['conf']
+        recognizer = create_recognizer(name, conf)
+    except (KeyError, TypeError) as exc:
+        raise MapFormatError(f'map file {path} is corrupt: bad place_recognition metadata ({exc})') from None
+    except ConfigError as exc:
+        raise MapFormatError(f'map file {path} was saved with a place recognizer this rapnet-loc cannot restore: '
+                             f'{exc}') from None
+    state = {key[len(VPR_PREFIX):]: value for key, value in arrays.items() if key.startswith(VPR_PREFIX)}
+    try:
+        recognizer.load_state(state)
+    except MapFormatError as exc:
+        raise MapFormatError(f'map file {path}: {exc}') from None
+    if sorted(recognizer.ids) != sorted(slam_map.keyframes):
+        raise MapFormatError(f'map file {path} is corrupt: its place recognizer indexes {len(recognizer)} '
+                             f'keyframes, not the map\'s {len(slam_map.keyframes)}')
+    return recognizer
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the archive, after checking that it is a map file of format ``VERSION``."""
+    """Every array of the archive, after checking that it is a map file of a version this release reads."""
     try:
         with open(path, 'rb') as fh:
             magic = fh.read(len(ZIP_MAGIC))
@@ -162,9 +245,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
                 raise MapFormatError(f'{path} is not a rapnet-loc map file: an .npz archive without the '
                                      f'{FORMAT!r} header')
             version = int(npz['version'])
-            if version != VERSION:
-                raise MapFormatError(f'map file {path} has format version {version}; this rapnet-loc reads version '
-                                     f'{VERSION} only: rebuild the map')
+            if version not in READABLE_VERSIONS:
+                raise MapFormatError(f'map file {path} has format version {version}; this rapnet-loc reads versions '
+                                     f'{", ".join(map(str, READABLE_VERSIONS))}: rebuild the map')
             return {name: npz[name] for name in npz.files}
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         raise MapFormatError(f'map file {path} is truncated or corrupt ({type(exc).__name__}: {exc})') from None
@@ -179,6 +262,8 @@ def _check_counts(a: dict[str, np.ndarray]) -> None:
         raise ValueError('keyframe ids are not increasing non-negative numbers')
     if len(offsets) != n_kfs + 1 or offsets[0] != 0 or offsets[-1] != n_kp or np.any(np.diff(offsets) < 0):
         raise ValueError('keyframe offsets do not cover the keypoint arrays')
+    if 'kf_name' in a and len(a['kf_name']) != n_kfs:
+        raise ValueError(f'kf_name has {len(a["kf_name"])} rows, not {n_kfs}')
     for key, n in [*((f'kp_{name}', n_kp) for name in (*FEATURE_ARRAYS, *FRAME_ARRAYS)),
                    *((f'pt_{name}', n_points) for name in POINT_COLUMNS)]:
         if len(a[key]) != n:
@@ -198,6 +283,7 @@ def _build_map(a: dict[str, np.ndarray], meta: dict) -> Map:
     feats = meta['features']
     slam_map = Map(feats['scale_factor'], feats['n_levels'])
     offsets = a['kf_offsets'].tolist()
+    names = [str(n) for n in a['kf_name']] if 'kf_name' in a else [format_stamp(s) for s in a['kf_stamp_ns']]
     for row, (k, start, end) in enumerate(zip(a['kf_id'].tolist(), offsets[:-1], offsets[1:])):
         rows = slice(start, end)
         features = Features(keypoints=a['kp_keypoints'][rows], scores=a['kp_scores'][rows],
@@ -206,7 +292,7 @@ def _build_map(a: dict[str, np.ndarray], meta: dict) -> Map:
                             n_levels=feats['n_levels'])
         point_ids = a['kp_point_ids'][rows].astype(np.int64)
         frame = Frame(id=int(a['kf_frame_id'][row]), stamp_ns=int(a['kf_stamp_ns'][row]), features=features,
-                      point_ids=point_ids.copy(), T_cw=a['kf_T_cw'][row].copy(),
+                      point_ids=point_ids.copy(), T_cw=a['kf_T_cw'][row].copy(), name=names[row],
                       **{name: a[f'kp_{name}'][rows] for name in FRAME_ARRAYS})
         kf = KeyFrame(k, frame)
         kf.point_ids = point_ids

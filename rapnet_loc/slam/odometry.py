@@ -16,10 +16,10 @@ the SE(3) exponential map to first order.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 from rapnet_loc.geometry import invert
-from rapnet_loc.io.trajectory import Trajectory
+from rapnet_loc.io.trajectory import interpolate_poses
 from rapnet_loc.slam.optimizer import so3_exp
 
 NS = 1e9
@@ -71,31 +71,6 @@ class ConstantVelocity:
         if self.rate is None or dt is None:
             return np.eye(4)
         return motion_exp(self.rate * dt)
-
-
-def interpolate_poses(stamps_ns: np.ndarray, poses: np.ndarray, query_ns: np.ndarray,
-                      max_gap_s: float = 0.5) -> Trajectory:
-    """Poses (N, 4, 4) at stamps (N,) interpolated (linear, slerp) at ``query_ns`` (Q,) between neighbours at most
-    ``max_gap_s`` apart; queries outside or in larger gaps are dropped."""
-    order = np.argsort(stamps_ns, kind='stable')
-    stamps_ns, poses = np.asarray(stamps_ns)[order], np.asarray(poses)[order]
-    stamps_ns, first = np.unique(stamps_ns, return_index=True)
-    poses = poses[first]
-    query_ns = np.asarray(query_ns, dtype=np.int64)
-    if len(stamps_ns) < 2:
-        return Trajectory.empty()
-    hi = np.clip(np.searchsorted(stamps_ns, query_ns), 1, len(stamps_ns) - 1)
-    lo = hi - 1
-    ok = (query_ns >= stamps_ns[0]) & (query_ns <= stamps_ns[-1])
-    ok &= (stamps_ns[hi] - stamps_ns[lo]) <= max_gap_s * NS
-    query_ns, lo, hi = query_ns[ok], lo[ok], hi[ok]
-    w = ((query_ns - stamps_ns[lo]) / (stamps_ns[hi] - stamps_ns[lo]))[:, None]
-    t = (1 - w) * poses[lo, :3, 3] + w * poses[hi, :3, 3]
-    slerp = Slerp((stamps_ns - stamps_ns[0]) / NS, Rotation.from_matrix(poses[:, :3, :3]))
-    out = np.tile(np.eye(4), (len(query_ns), 1, 1))
-    out[:, :3, :3] = slerp((query_ns - stamps_ns[0]) / NS).as_matrix()
-    out[:, :3, 3] = t
-    return Trajectory.from_matrices(query_ns, out)
 
 
 class OdometryPrior:

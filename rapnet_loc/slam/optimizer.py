@@ -215,6 +215,39 @@ def optimize_frame(frame: Frame, positions: np.ndarray, camera: Camera) -> int:
     return result.n_inliers
 
 
+def frame_covariance(frame: Frame, positions: np.ndarray, camera: Camera) -> np.ndarray:
+    """(6, 6) covariance of the camera pose of a tracked ``frame`` from its map-point matches, in ROS order: camera
+    centre (x, y, z) in the world, then rotations about the world's fixed axes (metres, radians).
+
+    Gauss-Newton's inverse information ``(J^T W J)^-1`` of the pose step at ``frame.T_cw``, scaled by the reduced
+    chi-square of the residuals (their weighted sum over the residual rows minus the 6 unknowns), then moved from
+    the step ``(omega, v)`` of ``T_cw`` to the camera's pose in the world: ``dc = -R_wc v``, ``dtheta = -R_wc
+    omega``. Where the matches cannot fix the pose (fewer than 3, or a singular system) the covariance is infinite
+    on the diagonal.
+
+    Args:
+        positions: (n, 3) world positions of all map points, indexed by ``frame.point_ids``.
+    """
+    idx = frame.matched()
+    points_c = positions[frame.point_ids[idx]] @ frame.T_cw[:3, :3].T + frame.T_cw[:3, 3]
+    e, d_proj = project_residuals(points_c, frame.keypoints_un[idx], frame.u_right[idx], camera)
+    rows = np.where(np.isnan(frame.u_right[idx]), 2, 3)
+    w = np.repeat(frame.inv_sigma2[idx], 3)
+    J = pose_jacobian(points_c, d_proj).reshape(-1, 6)
+    dof = int(rows.sum()) - 6
+    try:
+        if len(idx) < 3 or dof <= 0:
+            raise np.linalg.LinAlgError
+        step_cov = np.linalg.inv((J * w[:, None]).T @ J) * float((w * e.reshape(-1) ** 2).sum() / dof)
+    except np.linalg.LinAlgError:
+        return np.diag(np.full(6, np.inf))
+    R_wc = frame.T_cw[:3, :3].T
+    A = np.zeros((6, 6))
+    A[:3, 3:] = -R_wc
+    A[3:, :3] = -R_wc
+    return A @ step_cov @ A.T
+
+
 @dataclass
 class BundleProblem:
     """Observations of a windowed bundle adjustment.

@@ -1,10 +1,10 @@
-"""Relocalization of a frame against the map (ORB-SLAM2 ``Tracking::Relocalization`` without BoW).
+"""Relocalization of a frame against the map (ORB-SLAM2 ``Tracking::Relocalization``).
 
-Candidate keyframes come from a swappable function (``CandidateFn``); the default, ``recent_keyframes``, takes the
-latest keyframes, which is where a tracker that has just lost track most likely is. A place-recognition module can
-replace it with a function of the same signature. For each candidate, its map points are matched to the frame by
-descriptor (mutual nearest neighbours), the pose comes from ``cv2.solvePnPRansac``, and pose optimisation plus a
-projection search of the candidate's points must leave enough inliers.
+Candidate keyframes come from a function (``CandidateFn``): a place recognizer kept in step with the map
+(``rapnet_loc.slam.keyframe_database.KeyFrameDatabase``), or ``keyframes_near`` a pose from outside. For each
+candidate, its map points are matched to the frame by descriptor (mutual nearest neighbours), the pose comes from
+``cv2.solvePnPRansac``, and pose optimisation plus a projection search of the candidate's points must leave enough
+inliers.
 """
 from __future__ import annotations
 
@@ -21,15 +21,9 @@ from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.slam.optimizer import CHI2_MONO, optimize_frame
 
 CandidateFn = Callable[[Map, Frame, int], list[KeyFrame]]
-PNP_ITERATIONS = 100
 
 
-def recent_keyframes(slam_map: Map, frame: Frame, n: int) -> list[KeyFrame]:
-    """The ``n`` most recently inserted keyframes, newest first."""
-    return [slam_map.keyframes[k] for k in sorted(slam_map.keyframes, reverse=True)[:n]]
-
-
-def keyframes_near(T_cw: np.ndarray, max_angle_deg: float = 60.0) -> CandidateFn:
+def keyframes_near(T_cw: np.ndarray, max_angle_deg: float) -> CandidateFn:
     """Candidates around a pose prior (4, 4) ``T_cw``: keyframes whose optical axis is within ``max_angle_deg`` of
     the prior's, nearest camera centre first."""
     center, axis = -T_cw[:3, :3].T @ T_cw[:3, 3], T_cw[2, :3]
@@ -42,11 +36,11 @@ def keyframes_near(T_cw: np.ndarray, max_angle_deg: float = 60.0) -> CandidateFn
     return candidates
 
 
-def _pnp_pose(points_w: np.ndarray, uv: np.ndarray, camera: Camera,
-              sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _pnp_pose(points_w: np.ndarray, uv: np.ndarray, camera: Camera, sigma: np.ndarray,
+              iterations: int) -> tuple[np.ndarray, np.ndarray] | None:
     """RANSAC PnP: (4, 4) T_cw and the (k,) inlier indices, or None."""
     ok, rvec, tvec, inliers = cv2.solvePnPRansac(
-        points_w.astype(np.float64), uv.astype(np.float64), camera.K, None, iterationsCount=PNP_ITERATIONS,
+        points_w.astype(np.float64), uv.astype(np.float64), camera.K, None, iterationsCount=iterations,
         reprojectionError=float(np.sqrt(CHI2_MONO) * np.median(sigma)), confidence=0.99, flags=cv2.SOLVEPNP_EPNP)
     if not ok or inliers is None:
         return None
@@ -63,11 +57,12 @@ def _try_candidate(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cf
     pids = kf.point_ids[kp_idx]
     feats = frame.features
     matches, _ = match_mutual(kf.frame.features.descriptors[kp_idx], feats.descriptors, feats.distance,
-                              cfg.reloc_ratio, cfg.strict_distance)
+                              cfg.reloc_ratio, cfg.threshold('strict_distance', feats.distance))
     if len(matches) < cfg.reloc_min_matches:
         return False
     pids, kps = pids[matches[:, 0]], matches[:, 1]
-    pnp = _pnp_pose(pts.positions[pids], frame.keypoints_un[kps], camera, feats.level_scales[kps])
+    pnp = _pnp_pose(pts.positions[pids], frame.keypoints_un[kps], camera, feats.level_scales[kps],
+                    cfg.reloc_pnp_iterations)
     if pnp is None or len(pnp[1]) < cfg.min_pose_inliers:
         return False
     frame.point_ids[:] = -1
@@ -84,7 +79,8 @@ def _try_candidate(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cf
         others, points_c = others[front], points_c[front]
         uv = camera.project(points_c)
         match, _ = search_by_projection(uv, pts.descriptors[others], cfg.reloc_radius, frame.keypoints_un,
-                                        feats.descriptors, feats.distance, cfg.max_distance,
+                                        feats.descriptors, feats.distance,
+                                        cfg.threshold('max_distance', feats.distance),
                                         available=frame.point_ids < 0)
         found = match >= 0
         frame.point_ids[match[found]] = others[found]
@@ -92,8 +88,7 @@ def _try_candidate(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cf
     return n_good >= cfg.reloc_min_inliers
 
 
-def relocalize(frame: Frame, slam_map: Map, camera: Camera, cfg: TrackingConfig,
-               candidates: CandidateFn = recent_keyframes) -> bool:
+def relocalize(frame: Frame, slam_map: Map, camera: Camera, cfg: TrackingConfig, candidates: CandidateFn) -> bool:
     """Try the candidate keyframes in order until one gives a pose with enough inliers.
 
     On success ``frame.T_cw`` and ``frame.point_ids`` (inlier matches) are set and True is returned; otherwise the

@@ -1,23 +1,27 @@
 """``System``: the RGB-D front end as one object that the CLI and the ROS node drive frame by frame."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from rapnet_loc.errors import MapFormatError
 from rapnet_loc.features.base import FeatureExtractor, Features, create_extractor, extractor_class
 from rapnet_loc.geometry import invert
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
+from rapnet_loc.landmarks.base import PoseEstimator
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.frame import Frame
 from rapnet_loc.slam.keyframe_database import KeyFrameDatabase
 from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import Map
+from rapnet_loc.slam.map_io import save_map
 from rapnet_loc.slam.odometry import OdometryPrior
-from rapnet_loc.slam.relocalization import CandidateFn, recent_keyframes
 from rapnet_loc.slam.tracking import Outcome, State, Tracking
+from rapnet_loc.vpr.base import PlaceRecognizer, create_recognizer
 
 
 @dataclass
@@ -45,24 +49,29 @@ class TrackResult:
 
 
 class System:
-    """Feature extraction, tracking and local mapping of an RGB-D stream.
+    """Feature extraction, tracking, local mapping and place recognition of an RGB-D stream.
 
     Args:
         camera_info: the colour camera (depth must be aligned to it).
         config: settings (defaults: ``SlamConfig()``).
-        candidates: relocalization candidate selection (default: ``recent_keyframes``, or with ``slam_map`` a
-            ``KeyFrameDatabase`` of it).
         depth_info: intrinsics of the depth images when they are not registered to the colour images (same
             optical centre assumed, see ``Frame.create``); None when depth is aligned to colour.
         slam_map: a map to localize against, built with ``config``'s feature extractor (e.g. loaded by
             ``rapnet_loc.slam.map_io``); it is not extended (localization mode, ``Tracking.localization_only``).
         odometry: wheel-odometry motion prior (``rapnet_loc.slam.odometry``), or None for the constant-velocity
             motion model alone.
+        recognizer: the place recognizer that gives relocalization candidates; default: ``config``'s. The map's
+            keyframes it does not hold yet are indexed on the first frame (``KeyFrameDatabase.sync``).
+        estimator: a pose estimator consulted on every frame that starts lost (its pose, when it gives one, is the
+            frame's pose prior: ``set_pose_prior``); None for none.
+    Attributes:
+        keyframe_db: the recognizer kept in step with the map (None before the first frame).
     """
 
     def __init__(self, camera_info: CameraInfo, config: SlamConfig | None = None,
-                 candidates: CandidateFn | None = None, depth_info: CameraInfo | None = None,
-                 slam_map: Map | None = None, odometry: OdometryPrior | None = None):
+                 depth_info: CameraInfo | None = None, slam_map: Map | None = None,
+                 odometry: OdometryPrior | None = None, recognizer: PlaceRecognizer | None = None,
+                 estimator: PoseEstimator | None = None):
         self.config = config or SlamConfig()
         extractor_class(self.config.features)     # an unknown name fails here, the model loads on first use
         self._extractor: FeatureExtractor | None = None
@@ -72,10 +81,11 @@ class System:
         self.map: Map | None = slam_map
         self.localization_only = slam_map is not None
         self.tracking: Tracking | None = None
-        if candidates is None:
-            candidates = KeyFrameDatabase(slam_map) if self.localization_only else recent_keyframes
-        self._candidates = candidates
+        self._recognizer = recognizer or create_recognizer(self.config.place_recognition,
+                                                           self.config.place_recognition_conf)
+        self.keyframe_db: KeyFrameDatabase | None = None
         self._odometry = odometry
+        self.estimator = estimator
         self._pose_prior: np.ndarray | None = None
 
     @property
@@ -87,24 +97,34 @@ class System:
         return self._extractor
 
     def _start(self, features: Features) -> None:
-        """Create the map (unless localizing), tracking and local mapping on the first frame, once the feature
-        pyramid and descriptor metric are known."""
+        """Create the map (unless localizing), tracking, local mapping and the keyframe database on the first
+        frame, once the feature pyramid and descriptor metric are known."""
         if not self.localization_only:
             self.map = Map(features.scale_factor, features.n_levels)
+        self.keyframe_db = KeyFrameDatabase(self._recognizer, self.map)
+        self.keyframe_db.sync()
         local_mapping = LocalMapping(self.map, self.camera, self.config, features.distance)
-        self.tracking = Tracking(self.camera, self.map, local_mapping, self.config.tracking, self._candidates,
+        self.tracking = Tracking(self.camera, self.map, local_mapping, self.config.tracking, self.keyframe_db,
                                  self.localization_only, self._odometry)
 
     def process(self, rgbd: RGBDFrame) -> TrackResult:
         """Track one frame (colour (H, W, 3) uint8 RGB, depth (H, W) float32 metres aligned to colour)."""
         start = time.perf_counter()
-        return self._track(rgbd.stamp_ns, self.extractor.extract(rgbd.color), rgbd.depth, start)
+        if self.estimator is not None and (self.tracking is None or self.tracking.state != State.OK):
+            estimate = self.estimator.estimate(rgbd)
+            if estimate is not None:
+                self.set_pose_prior(estimate.T_wc)
+        return self._track(rgbd.stamp_ns, self.extractor.extract(rgbd.color), rgbd.depth, start, rgbd.name,
+                           rgbd.color)
 
-    def process_features(self, stamp_ns: int, features: Features, depth: np.ndarray) -> TrackResult:
+    def process_features(self, stamp_ns: int, features: Features, depth: np.ndarray,
+                         image: np.ndarray | None = None) -> TrackResult:
         """Track one frame whose features were extracted elsewhere (e.g. by another ROS node): ``features`` of
-        the colour image, ``depth`` (H, W) float32 metres aligned to it. The features must come from an extractor
-        with the same descriptor metric and pyramid as the map's."""
-        return self._track(stamp_ns, features, depth, time.perf_counter())
+        the colour image, ``depth`` (H, W) float32 metres aligned to it, the colour ``image`` (H, W, 3) uint8 RGB
+        when at hand (place recognizers that need it, see ``PlaceRecognizer.needs_image``). The features must come
+        from an extractor with the same descriptor metric and pyramid as the map's. The pose estimator is not
+        consulted (it needs the image)."""
+        return self._track(stamp_ns, features, depth, time.perf_counter(), image=image)
 
     def set_pose_prior(self, T_wc: np.ndarray) -> None:
         """Where the camera is, from outside (Nav2's ``/initialpose``, a place-recognition or landmark pose):
@@ -115,21 +135,38 @@ class System:
             raise ValueError(f'a pose prior must be a finite (4, 4) matrix, got shape {T_wc.shape}')
         self._pose_prior = invert(T_wc)
 
-    def _track(self, stamp_ns: int, features: Features, depth: np.ndarray, start: float) -> TrackResult:
-        """Track a frame of ``features`` and ``depth``; ``start`` is the ``perf_counter`` time its processing
-        began."""
+    def _track(self, stamp_ns: int, features: Features, depth: np.ndarray, start: float, name: str = '',
+               image: np.ndarray | None = None) -> TrackResult:
+        """Track a frame of ``features`` and ``depth`` (named ``name``, with its colour ``image`` or None);
+        ``start`` is the ``perf_counter`` time its processing began."""
         if self.tracking is None:
             self._start(features)
         if self._pose_prior is not None:
             self.tracking.pose_prior, self._pose_prior = self._pose_prior, None
         cfg = self.config.tracking
-        frame = Frame.create(self._n_frames, stamp_ns, features, depth, self.camera,
-                             (cfg.depth_min, cfg.depth_max), self.depth_camera)
+        keep_image = self._recognizer.needs_image
+        frame = Frame.create(self._n_frames, stamp_ns, features, depth, self.camera, (cfg.depth_min, cfg.depth_max),
+                             self.depth_camera, name, image if keep_image else None)
         self._n_frames += 1
         outcome = self.tracking.track(frame)
+        keyframe = self.tracking.last_kf_frame_id == frame.id
+        if keyframe:
+            self.keyframe_db.sync()
+        frame.image = None
         ms = 1000.0 * (time.perf_counter() - start)
         return TrackResult(frame.stamp_ns, outcome.value, None if outcome == Outcome.LOST else frame.T_wc,
-                           len(frame), self.tracking.n_inliers, ms, self.tracking.last_kf_frame_id == frame.id)
+                           len(frame), self.tracking.n_inliers, ms, keyframe)
+
+    def save_map(self, path: str | os.PathLike) -> None:
+        """Save the map with the place recognizer, re-fitted on all its keyframes (``rapnet_loc.slam.map_io``).
+
+        Raises:
+            MapFormatError: no map yet (no frame was tracked).
+        """
+        if self.map is None or not self.map.keyframes:
+            raise MapFormatError(f'cannot save {path}: no map yet (tracking never initialised)')
+        self._recognizer.fit()
+        save_map(path, self.map, self.camera, self.config, self._recognizer)
 
     def localize(self, rgbd: RGBDFrame) -> TrackResult:
         """Localize one frame on its own against the map (localization mode only): relocalization, then the

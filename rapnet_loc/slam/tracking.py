@@ -15,9 +15,13 @@ strike; points on probation with ``probation_strikes`` strikes are erased. Point
 map position within a few frames, so they are never trusted and cannot pull the pose however many there are.
 
 Pose prior: a pose given from outside (``pose_prior``: Nav2's initial pose, a place-recognition or landmark pose)
-makes the next frame relocalize against the keyframes near it (``relocalization.keyframes_near``) before anything
-else; when that fails, tracking goes on as if there were none. Given before the map exists, it is the pose of the
-first keyframe, so the map is built in the frame of the prior.
+seeds the next frame before anything else. The points of the keyframes looking the same way as the prior
+(``relocalization.keyframes_near``) are projected with it and searched for within ``prior_radius`` pixels; the
+pose optimised from those matches is kept when it has ``min_pose_inliers`` inliers and lies within the gate
+(``prior_max_shift`` metres, ``prior_max_turn_deg`` degrees) of the prior. Otherwise the frame relocalizes by
+descriptor matching against those keyframes, nearest first; when that fails too, tracking goes on as if there were
+no prior. Given before the map exists, the prior is the pose of the first keyframe, so the map is built in its
+frame.
 
 Stamps: a stamp that is not after the previous frame's is logged and treated as a discontinuity (no motion
 predicted, velocity forgotten), as is a gap longer than ``max_motion_gap_s``.
@@ -31,6 +35,7 @@ from enum import Enum
 import numpy as np
 
 from rapnet_loc.features.matching import match_mutual, search_by_projection
+from rapnet_loc.geometry import invert, rotation_angle
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import TrackingConfig
 from rapnet_loc.slam.frame import Frame
@@ -38,11 +43,9 @@ from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.slam.odometry import ConstantVelocity, OdometryPrior
 from rapnet_loc.slam.optimizer import chi2_thresholds, optimize_pose, project_residuals
-from rapnet_loc.slam.relocalization import CandidateFn, keyframes_near, recent_keyframes, relocalize
+from rapnet_loc.slam.relocalization import CandidateFn, keyframes_near, relocalize
 
 LOG = logging.getLogger(__name__)
-
-VIEW_COS_FRONTAL = 0.998
 
 
 class State(Enum):
@@ -83,7 +86,7 @@ class Tracking:
     """
 
     def __init__(self, camera: Camera, slam_map: Map, local_mapping: LocalMapping, cfg: TrackingConfig,
-                 candidates: CandidateFn = recent_keyframes, localization_only: bool = False,
+                 candidates: CandidateFn, localization_only: bool = False,
                  odometry: OdometryPrior | None = None):
         self.camera = camera
         self.map = slam_map
@@ -109,8 +112,7 @@ class Tracking:
         if self.state == State.NOT_INITIALIZED:
             ok = self._initialize(frame, np.eye(4) if prior is None else prior)
         else:
-            from_prior = prior is not None and relocalize(frame, self.map, self.camera, self.cfg,
-                                                          keyframes_near(prior))
+            from_prior = prior is not None and self._track_prior(frame, prior)
             if from_prior:
                 ok = True
             elif self.state == State.OK:
@@ -189,7 +191,8 @@ class Tracking:
         match = np.full(len(points_w), -1, np.int64)
         feats = frame.features
         found, _ = search_by_projection(uv[visible], descriptors[visible], radius[visible], frame.keypoints_un,
-                                        feats.descriptors, feats.distance, self.cfg.max_distance, ratio,
+                                        feats.descriptors, feats.distance,
+                                        self.cfg.threshold('max_distance', feats.distance), ratio,
                                         (level_range[0][visible], level_range[1][visible]), feats.levels,
                                         available=frame.point_ids < 0)
         match[visible] = found
@@ -208,7 +211,7 @@ class Tracking:
         descriptors = np.vstack([pts.descriptors[pids[:len(tracked)]], last.features.descriptors[vo]])
         levels = last.features.levels[kp_rows].astype(np.int64)
         scales = last.features.level_scales[kp_rows]
-        for factor in (1.0, 2.0):
+        for factor in (1.0, cfg.motion_radius_retry):
             match = self._project_search(frame, points_w, descriptors, cfg.motion_radius * factor * scales,
                                          (levels - 1, levels + 1), cfg.motion_ratio)
             if (match >= 0).sum() >= cfg.motion_min_matches:
@@ -221,6 +224,34 @@ class Tracking:
         keep = self._estimate_pose(frame, points_w[rows], kps, trusted) & (pids >= 0)
         frame.point_ids[kps[keep]] = pids[keep]
         return int(keep.sum()) >= cfg.min_pose_inliers
+
+    def _track_prior(self, frame: Frame, prior: np.ndarray) -> bool:
+        """Pose from a prior ``T_cw`` (4, 4) given from outside: a gated projection search of the points of the
+        keyframes near it, else relocalization against those keyframes (see the module doc)."""
+        cfg, pts = self.cfg, self.map.points
+        near = keyframes_near(prior, cfg.prior_max_angle_deg)
+        kfs = near(self.map, frame, cfg.local_max_keyframes)
+        if kfs:
+            frame.point_ids[:] = -1
+            frame.T_cw = prior.copy()
+            ids = np.unique(np.concatenate([kf.point_ids for kf in kfs]))
+            ids = ids[ids >= 0]
+            ids, dist, _, _ = self.map.in_frustum(ids[~pts.bad[ids]], frame.T_cw, self.camera)
+            level = pts.predict_level(ids, dist, self.map.scale_factor, self.map.n_levels)
+            match = self._project_search(frame, pts.positions[ids], pts.descriptors[ids],
+                                         cfg.prior_radius * self.map.scale_factor ** level, (level - 1, level + 1),
+                                         cfg.local_ratio)
+            rows = np.flatnonzero(match >= 0)
+            if len(rows) >= cfg.reloc_min_matches:
+                kps, pids = match[rows], ids[rows]
+                keep = self._estimate_pose(frame, pts.positions[pids], kps, pts.probation[pids] == 0)
+                shift = np.linalg.norm(frame.T_wc[:3, 3] - invert(prior)[:3, 3])
+                turn = np.degrees(rotation_angle(frame.T_cw[:3, :3] @ prior[:3, :3].T))
+                if (int(keep.sum()) >= cfg.min_pose_inliers and shift <= cfg.prior_max_shift
+                        and turn <= cfg.prior_max_turn_deg):
+                    frame.point_ids[kps[keep]] = pids[keep]
+                    return True
+        return relocalize(frame, self.map, self.camera, self.cfg, near)
 
     def _vo_keypoints(self, last: Frame) -> np.ndarray:
         """Unmatched keypoints of ``last`` with depth, used as temporary points: all closer than ``close_depth``
@@ -237,7 +268,7 @@ class Tracking:
         kp_idx = np.flatnonzero(kf.point_ids >= 0)
         feats = frame.features
         matches, _ = match_mutual(kf.frame.features.descriptors[kp_idx], feats.descriptors, feats.distance,
-                                  cfg.reference_ratio, cfg.strict_distance)
+                                  cfg.reference_ratio, cfg.threshold('strict_distance', feats.distance))
         if len(matches) < cfg.reference_min_matches:
             return False
         kps, pids = matches[:, 1], kf.point_ids[kp_idx[matches[:, 0]]]
@@ -316,8 +347,10 @@ class Tracking:
         ids, dist, view_cos, _ = self.map.in_frustum(ids, frame.T_cw, self.camera)
         pts.visible[ids] += 1
         level = pts.predict_level(ids, dist, self.map.scale_factor, self.map.n_levels)
-        th = cfg.local_radius_reloc if frame.id < self.last_reloc_frame_id + 2 else cfg.local_radius
-        radius = th * np.where(view_cos > VIEW_COS_FRONTAL, 2.5, 4.0) * self.map.scale_factor ** level
+        recent = frame.id < self.last_reloc_frame_id + cfg.local_reloc_frames
+        th = cfg.local_radius_reloc if recent else cfg.local_radius
+        radius = th * np.where(view_cos > cfg.local_frontal_cos, cfg.local_radius_frontal, cfg.local_radius_oblique)
+        radius *= self.map.scale_factor ** level
         match = self._project_search(frame, pts.positions[ids], pts.descriptors[ids], radius, (level - 1, level),
                                      cfg.local_ratio)
         found = match >= 0
@@ -355,15 +388,15 @@ class Tracking:
             return False
         if frame.id < self.last_kf_frame_id + cfg.keyframe_min_frames:
             return False
-        min_kfs = 1 if n_kfs <= 2 else 2
+        min_kfs = 1 if n_kfs <= 2 else cfg.keyframe_min_observations
         ref_ids = self.reference_kf.point_ids[self.reference_kf.point_ids >= 0]
         n_ref = int((self.map.points.n_obs[ref_ids] >= min_kfs).sum())
         close = frame.has_depth & (frame.depth < cfg.close_depth)
         tracked_close = int((close & (frame.point_ids >= 0)).sum())
         untracked_close = int((close & (frame.point_ids < 0)).sum())
         need_close = tracked_close < cfg.keyframe_close_tracked and untracked_close > cfg.keyframe_close_untracked
-        ref_ratio = 0.4 if n_kfs < 2 else cfg.keyframe_ref_ratio
-        return (self.n_inliers < ref_ratio * n_ref or need_close) and self.n_inliers > 15
+        ref_ratio = cfg.keyframe_ref_ratio_single if n_kfs < 2 else cfg.keyframe_ref_ratio
+        return (self.n_inliers < ref_ratio * n_ref or need_close) and self.n_inliers > cfg.keyframe_min_inliers
 
     def _create_keyframe(self, frame: Frame) -> None:
         """Insert ``frame`` as a keyframe with new points from the depth of its unmatched keypoints: all closer

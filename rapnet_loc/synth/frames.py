@@ -8,12 +8,11 @@ bags into one folder that ``rapnet_loc.rapnet.data.load_frames`` reads: ``frame-
 ``camera-intrinsics.txt`` (the same K: depth is aligned to colour). Frames are numbered on across the bags; the
 bags of one ``generate`` call share a world frame, so places can be compared across sequences.
 
-``python -m rapnet_loc.synth.frames OUT --scene home --sequences 2 --frames 150 --seed 1`` generates the bags (in
-``OUT/bags``) and writes the folder.
+``rapnet-loc synth --out OUT/bags --frames-folder OUT --scene home --sequences 2 --frames 150 --width 640
+--height 480 --seed 1 --people 3 --compression none`` generates the bags and writes the folder.
 """
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,9 @@ from tqdm import tqdm
 from rapnet_loc.io.bag import stamp_ns
 from rapnet_loc.io.images import decode_image
 from rapnet_loc.io.openloris import OpenLORISBag
+from rapnet_loc.io.sevenscenes import COLOR_INTRINSICS, DEPTH_INTRINSICS
 from rapnet_loc.io.types import RGBDFrame
-from rapnet_loc.rapnet.data import COLOR_INTRINSICS, DEPTH_INTRINSICS
-from rapnet_loc.synth.challenges import Challenges
-from rapnet_loc.synth.generate import depth_to_mm, generate
+from rapnet_loc.synth.generate import depth_to_mm
 from rapnet_loc.synth.world import DYNAMIC
 
 LABELS_TOPIC = '/synth/labels'
@@ -79,24 +77,3 @@ def write_training_folder(bags: list[Path], out: str | Path, progress: bool = Tr
     for name in (COLOR_INTRINSICS, DEPTH_INTRINSICS):
         np.savetxt(out / name, K)
     return n
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('out', type=Path, help='training folder to write (bags go to OUT/bags)')
-    parser.add_argument('--scene', default='home')
-    parser.add_argument('--sequences', type=int, default=2)
-    parser.add_argument('--frames', type=int, default=150, help='frames per sequence')
-    parser.add_argument('--width', type=int, default=640)
-    parser.add_argument('--height', type=int, default=480)
-    parser.add_argument('--seed', type=int, default=1)
-    parser.add_argument('--people', type=int, default=3, help='moving people per sequence')
-    args = parser.parse_args(argv)
-    summary = generate(args.out / 'bags', args.scene, args.sequences, args.frames, args.width, args.height,
-                       args.seed, Challenges(people=args.people), compression='none')
-    print(write_training_folder(summary.bags, args.out), 'frames written to', args.out)
-    return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

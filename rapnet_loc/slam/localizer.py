@@ -1,0 +1,36 @@
+"""``map``: the default pose estimator, structure-based localization of each frame on its own against a saved map.
+
+Each frame is relocalized as the front end relocalizes a lost frame (``System.localize``): candidate keyframes from
+the map's place recognizer, 2D-3D matches with each candidate's map points, PnP-RANSAC and pose optimisation, then a
+projection search of the local map and a final pose optimisation. The covariance comes from the final pose
+optimisation's matches (``rapnet_loc.slam.optimizer.frame_covariance``).
+"""
+from __future__ import annotations
+
+from rapnet_loc.errors import ConfigError
+from rapnet_loc.io.types import RGBDFrame
+from rapnet_loc.landmarks.base import PoseEstimate, PoseEstimator, Scene, register
+from rapnet_loc.slam.optimizer import frame_covariance
+from rapnet_loc.slam.system import System
+
+
+@register('map')
+class MapLocalizer(PoseEstimator):
+    """Map-based relocalization of single frames (see the module doc); needs ``scene.map_file``."""
+
+    def __init__(self, conf: dict | None, scene: Scene):
+        super().__init__(conf, scene)
+        map_file = scene.map_file
+        if map_file is None:
+            raise ConfigError("pose estimator 'map' localizes against a map: give a map file")
+        config = scene.config if scene.config is not None else map_file.settings()
+        self.system = System(scene.camera, config, depth_info=scene.depth_camera, slam_map=map_file.map,
+                             recognizer=map_file.recognizer_for(config))
+
+    def estimate(self, rgbd: RGBDFrame) -> PoseEstimate | None:
+        result = self.system.localize(rgbd)
+        if result.T_wc is None:
+            return None
+        frame = self.system.tracking.last_frame
+        return PoseEstimate(result.T_wc, frame_covariance(frame, self.system.map.points.positions,
+                                                          self.system.camera), result.n_tracked)

@@ -1,0 +1,255 @@
+"""The offline runs of the front end over an RGB-D source, shared by the command line, the demo and the benchmarks:
+``replay`` (track every frame, write the trajectory, status, report and optionally the map), ``localize_frames``
+(a pose estimator on each frame on its own), ``build_map`` (a map from known poses) and ``retrieve`` (a map's top-k
+keyframes for each frame, hloc-style pairs). ``open_map`` resolves the settings of a run against a saved map.
+
+Outputs of ``replay`` in its folder:
+
+- ``trajectory.tum``: camera-to-world poses of the tracked frames (TUM format, stamps of the input frames);
+- ``status.csv``: one row per frame, ``stamp,state,keypoints,tracked,ms`` (``state`` is ok, lost, relocalized, or
+  dropped by the real-time model);
+- ``trajectory_openloris.txt`` (bags only): the same poses in the OpenLORIS result format, frame ``d400_color``,
+  scene and sequence number from the bag name (``office1-3.bag``: scene office, sequence 3);
+- ``report.json``: frame counts, keyframes and timing; with ground truth also the TUM ATE/RPE
+  (``rapnet_loc.eval.report``) and the plots ``replay_trajectory.png``/``replay_errors.png``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rapnet_loc.errors import ConfigError
+from rapnet_loc.eval.report import evaluate_trajectory
+from rapnet_loc.features.base import create_extractor
+from rapnet_loc.io.atomic import atomic_write
+from rapnet_loc.io.source import BagSource, RGBDSource
+from rapnet_loc.io.trajectory import (OpenLORISResult, Trajectory, format_stamp, interpolate_poses, write_openloris,
+                                      write_tum)
+from rapnet_loc.io.types import CameraInfo, RGBDFrame
+from rapnet_loc.landmarks.base import PoseEstimate, PoseEstimator, Scene, create_estimator
+from rapnet_loc.slam.config import SlamConfig
+from rapnet_loc.slam.map_builder import KeyframePolicy, MapBuilder
+from rapnet_loc.slam.map_io import MapFile, load_map, save_map
+from rapnet_loc.slam.odometry import OdometryPrior
+from rapnet_loc.slam.system import System, TrackResult
+from rapnet_loc.vpr.base import View
+
+STATUS_COLUMNS = ('stamp', 'state', 'keypoints', 'tracked', 'ms')
+OPENLORIS_FRAME = 'd400_color'
+DEFAULT_ESTIMATOR = 'map'
+
+
+def progress(frames: Iterable[RGBDFrame], source: RGBDSource, desc: str) -> Iterator[RGBDFrame]:
+    """``frames`` of ``source`` with a progress bar."""
+    return tqdm(frames, total=source.total, unit='frame', desc=desc, dynamic_ncols=True)
+
+
+def open_map(path: Path, config_path: Path | None = None, features: str | None = None,
+             place_recognition: str | None = None, pose_estimator: str | None = None) -> tuple[MapFile, SlamConfig]:
+    """A map file and the settings to localize on it: the configuration file's (default: the map's own) with the
+    map's feature extractor, and the place recognizer and pose estimator named (default: the configuration's).
+
+    Raises:
+        MapFormatError: the map cannot be read, or was built with another extractor than ``features`` (or the
+            configuration file's).
+    """
+    base = SlamConfig.resolve(config_path, features) if config_path else None
+    map_file = load_map(path, features or (base.features if base else None))
+    return map_file, map_file.settings(base).override(place_recognition=place_recognition,
+                                                      pose_estimator=pose_estimator)
+
+
+def make_estimator(config: SlamConfig, camera: CameraInfo, depth_camera: CameraInfo | None,
+                   map_file: MapFile | None) -> PoseEstimator | None:
+    """The configuration's pose estimator for frames of ``camera`` (depth intrinsics ``depth_camera`` when not
+    registered) in the scene of ``map_file`` (or none); None when the configuration names none."""
+    if not config.pose_estimator:
+        return None
+    return create_estimator(config.pose_estimator, config.pose_estimator_conf,
+                            Scene(camera, depth_camera, map_file, config))
+
+
+def process_frames(system: System, frames: Iterable[RGBDFrame], realtime: bool) -> Iterator[TrackResult]:
+    """``system.process`` of every frame; with ``realtime``, of those a live front end would have had time for.
+
+    Live model: frame i arrives ``stamp_i - stamp_0`` after the first, processing takes ``TrackResult.ms``, and
+    when the front end is free it takes the newest frame that has arrived; the older ones waiting are dropped
+    (``TrackResult`` with state ``'dropped'``). Results come in stamp order.
+    """
+    if not realtime:
+        yield from (system.process(frame) for frame in frames)
+        return
+    free_ns, held = None, None  # when the front end is next free; the newest frame arrived and not processed
+    for frame in frames:
+        if held is not None and (free_ns is None or frame.stamp_ns > free_ns):
+            result = system.process(held)
+            free_ns = (held.stamp_ns if free_ns is None else max(free_ns, held.stamp_ns)) + round(result.ms * 1e6)
+            held = None
+            yield result
+        if held is not None:
+            yield TrackResult(held.stamp_ns, 'dropped', None, 0, 0, 0.0, False)
+        held = frame
+    if held is not None:
+        yield system.process(held)
+
+
+def write_status(path: Path, results: list[TrackResult]) -> None:
+    """``status.csv``: header ``STATUS_COLUMNS`` and one row per frame."""
+    with atomic_write(path) as fh:
+        fh.write(','.join(STATUS_COLUMNS) + '\n')
+        for r in results:
+            fh.write(f'{format_stamp(r.stamp_ns)},{r.state},{r.n_keypoints},{r.n_tracked},{r.ms:.2f}\n')
+
+
+def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = False, odom_prior: bool = False,
+           map_file: MapFile | None = None, gt_file: Path | None = None, map_out: Path | None = None) -> dict:
+    """Run the front end over ``source`` and write the outputs of the module doc into ``out``; the report.
+
+    Args:
+        config: settings; its ``pose_estimator``, when set, is consulted while tracking is lost.
+        realtime: drop the frames a live front end would have had no time for (``process_frames``).
+        odom_prior: predict poses from the source's wheel odometry instead of the constant-velocity model.
+        map_file: localize against this map (localization mode; ``config`` from ``open_map``), None to build one.
+        gt_file: ground truth in the OpenLORIS result format, instead of the source's own.
+        map_out: save the map here at the end.
+    Raises:
+        ConfigError: no frames, or options the source cannot serve.
+    """
+    odometry = OdometryPrior(*source.odometry()) if odom_prior else None
+    system = System(source.camera, config, depth_info=source.depth_camera,
+                    slam_map=None if map_file is None else map_file.map, odometry=odometry,
+                    recognizer=None if map_file is None else map_file.recognizer_for(config),
+                    estimator=make_estimator(config, source.camera, source.depth_camera, map_file))
+    results = list(process_frames(system, progress(source.frames(), source, 'replay'), realtime))
+    if not results:
+        raise ConfigError(f'no frames to replay in {source.path} (in the range asked for)')
+    gt = source.ground_truth(gt_file)
+    tracked = [r for r in results if r.T_wc is not None]
+    traj = Trajectory.from_matrices([r.stamp_ns for r in tracked], np.array([r.T_wc for r in tracked]))
+    write_tum(out / 'trajectory.tum', traj, header=f'rapnet-loc replay {source.path}\ncamera-to-world poses')
+    write_status(out / 'status.csv', results)
+    if isinstance(source, BagSource):
+        info = {'scene': source.scene} if source.scene else {}
+        info.update({'slam': f'rapnet-loc-{config.features}', 'frame': OPENLORIS_FRAME})
+        write_openloris(out / 'trajectory_openloris.txt', OpenLORISResult(info=info, sequences={source.seq: traj}))
+    processed = [r for r in results if r.state != 'dropped']
+    ms = np.array([r.ms for r in processed])
+    states = [r.state for r in results]
+    report = {'source': str(source.path), 'features': config.features,
+              'place_recognition': config.place_recognition, 'frames': len(results),
+              'dropped': len(results) - len(processed), 'tracked': len(tracked),
+              'tracked_ratio': len(tracked) / len(processed), 'lost': states.count('lost'),
+              'relocalized': states.count('relocalized'), 'keyframes': int(sum(r.keyframe for r in results)),
+              'ms_median': float(np.median(ms)), 'ms_mean': float(ms.mean())}
+    report.update(evaluate_trajectory(traj, gt, out))
+    with atomic_write(out / 'report.json') as fh:
+        json.dump(report, fh, indent=1)
+    if map_out:
+        system.save_map(map_out)
+    return report
+
+
+@dataclass
+class Localized:
+    """One frame localized on its own: its stamp, the pose found (None when none) and the time it took (ms)."""
+
+    stamp_ns: int
+    estimate: PoseEstimate | None
+    ms: float
+
+
+def localize_frames(source: RGBDSource, estimator: PoseEstimator) -> list[Localized]:
+    """``estimator`` on each frame of ``source`` on its own."""
+    out = []
+    for rgbd in progress(source.frames(), source, 'localize'):
+        start = time.perf_counter()
+        estimate = estimator.estimate(rgbd)
+        out.append(Localized(rgbd.stamp_ns, estimate, 1000.0 * (time.perf_counter() - start)))
+    return out
+
+
+def pose_lookup(stamps_ns: np.ndarray, poses: np.ndarray) -> Callable[[int], np.ndarray | None]:
+    """Function of a stamp (ns) returning the (4, 4) pose interpolated from ``poses`` (N, 4, 4) at ``stamps_ns``
+    (N,) as ``interpolate_poses`` does, or None outside them or in a gap; each call reads only the neighbours."""
+    order = np.argsort(stamps_ns, kind='stable')
+    stamps_ns, poses = np.asarray(stamps_ns)[order], np.asarray(poses)[order]
+
+    def at(stamp_ns: int) -> np.ndarray | None:
+        i = int(np.searchsorted(stamps_ns, stamp_ns))
+        rows = slice(max(i - 1, 0), i + 2)
+        traj = interpolate_poses(stamps_ns[rows], poses[rows], np.array([stamp_ns]))
+        return traj.matrices[0] if len(traj) else None
+    return at
+
+
+@dataclass
+class BuiltMap:
+    """What ``build_map`` made: the builder (map, camera, place recognizer), frames read and frames without a
+    pose."""
+
+    builder: MapBuilder
+    n_frames: int
+    n_unposed: int
+
+
+def build_map(source: RGBDSource, config: SlamConfig, policy: KeyframePolicy, out: Path) -> BuiltMap:
+    """A map of ``source``'s frames at their ground-truth poses, keyframes chosen by ``policy``, saved to ``out``.
+
+    Raises:
+        ConfigError: the source has no ground truth, or none of its frames has a pose.
+    """
+    gt = source.ground_truth()
+    if gt is None:
+        raise ConfigError(f'{source.path} has no ground-truth poses (7-Scenes pose files, or /gt and /tf_static in '
+                          f'a bag)')
+    pose_at = pose_lookup(*gt)
+    builder = MapBuilder(source.camera, config, source.depth_camera)
+    n_frames = n_unposed = since = 0
+    last_T_wc = None
+    for rgbd in progress(source.frames(), source, 'build-map'):
+        n_frames += 1
+        since += 1
+        T_wc = pose_at(rgbd.stamp_ns)
+        if T_wc is None:
+            n_unposed += 1
+        elif policy.due(last_T_wc, T_wc, since):
+            builder.add(rgbd, T_wc)
+            last_T_wc, since = T_wc, 0
+    if builder.finish() is None:
+        raise ConfigError(f'no frame of {source.path} (in the range asked for) has a ground-truth pose')
+    save_map(out, builder.map, builder.camera, config, builder.recognizer)
+    return BuiltMap(builder, n_frames, n_unposed)
+
+
+def retrieve(map_file: MapFile, config: SlamConfig, source: RGBDSource,
+             top_k: int) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+    """For each frame of ``source``: its name and the ``top_k`` keyframes of the map that ``config``'s place
+    recognizer ranks highest (keyframe names, scores), best first. Frames are named after their files (7-Scenes)
+    or their stamps, as keyframes are."""
+    if top_k < 1:
+        raise ConfigError(f'--top-k must be at least 1, got {top_k}')
+    recognizer = map_file.recognizer_for(config)
+    extractor = create_extractor(config.features, config.feature_conf)
+    names = {k: kf.frame.name for k, kf in map_file.map.keyframes.items()}
+    for rgbd in progress(source.frames(), source, 'retrieve'):
+        view = View(extractor.extract(rgbd.color), rgbd.color)
+        ranking = recognizer.query(recognizer.describe_checked(view), top_k)
+        yield (rgbd.name or format_stamp(rgbd.stamp_ns),
+               [(names[k], s) for k, s in zip(ranking.ids.tolist(), ranking.scores.tolist())])
+
+
+def write_pairs(path: Path, pairs: Iterable[tuple[str, list[tuple[str, float]]]]) -> int:
+    """Write retrieval pairs hloc-style, one ``query keyframe score`` line per pair (atomically); the number of
+    queries."""
+    n = 0
+    with atomic_write(path) as fh:
+        for query, ranked in pairs:
+            n += 1
+            fh.writelines(f'{query} {name} {score:.6f}\n' for name, score in ranked)
+    return n

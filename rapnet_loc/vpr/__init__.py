@@ -1,0 +1,5 @@
+"""Place recognition: the ``PlaceRecognizer`` interface, its registry (``rapnet_loc.vpr.base``) and ``bow``."""
+from rapnet_loc.vpr.base import (GlobalDescriptorRecognizer, PlaceRecognizer, Ranking, View, create_recognizer,
+                                 register)
+
+__all__ = ['GlobalDescriptorRecognizer', 'PlaceRecognizer', 'Ranking', 'View', 'create_recognizer', 'register']
