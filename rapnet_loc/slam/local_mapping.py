@@ -174,9 +174,7 @@ class LocalMapping:
         single keyframe are left out: they carry no information on the poses."""
         slam_map, pts = self.map, self.map.points
         window = [k for k in [kf.id, *slam_map.covisible(kf.id, self.cfg.ba_window - 1)] if k != 0]
-        ids = np.unique(np.concatenate([slam_map.keyframes[k].point_ids for k in window]))
-        ids = ids[ids >= 0]
-        ids = ids[~pts.bad[ids]]
+        ids = slam_map.points_of(window)
         ids = ids[pts.n_obs[ids] > 1]
         pid, kf_ids, kp = slam_map.observation_arrays(ids)
         if len(pid) == 0:

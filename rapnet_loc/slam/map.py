@@ -220,6 +220,12 @@ class Map:
         del self.keyframes[kf_id]
         self.update_geometry(pids[~self.points.bad[pids]])
 
+    def points_of(self, kf_ids: list[int]) -> np.ndarray:
+        """(k,) sorted ids of the map points (not culled) that keyframes ``kf_ids`` observe."""
+        ids = np.unique(np.concatenate([self.keyframes[k].point_ids for k in kf_ids] or [np.zeros(0, np.int64)]))
+        ids = ids[ids >= 0]
+        return ids[~self.points.bad[ids]]
+
     def observation_arrays(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Observations of points ``ids`` as three (m,) arrays: point id, keyframe id, keypoint index."""
         rows = [(pid, kf_id, i) for pid in ids.tolist() for kf_id, i in self.points.observations[pid].items()]

@@ -234,9 +234,8 @@ class Tracking:
         if kfs:
             frame.point_ids[:] = -1
             frame.T_cw = prior.copy()
-            ids = np.unique(np.concatenate([kf.point_ids for kf in kfs]))
-            ids = ids[ids >= 0]
-            ids, dist, _, _ = self.map.in_frustum(ids[~pts.bad[ids]], frame.T_cw, self.camera)
+            ids = self.map.points_of([kf.id for kf in kfs])
+            ids, dist, _, _ = self.map.in_frustum(ids, frame.T_cw, self.camera)
             level = pts.predict_level(ids, dist, self.map.scale_factor, self.map.n_levels)
             match = self._project_search(frame, pts.positions[ids], pts.descriptors[ids],
                                          cfg.prior_radius * self.map.scale_factor ** level, (level - 1, level + 1),
@@ -340,10 +339,7 @@ class Tracking:
             return False
         matched = frame.point_ids[frame.point_ids >= 0]
         pts.visible[matched] += 1
-        ids = np.unique(np.concatenate([self.map.keyframes[k].point_ids for k in local]))
-        ids = ids[ids >= 0]
-        ids = ids[~pts.bad[ids]]
-        ids = np.setdiff1d(ids, matched, assume_unique=True)
+        ids = np.setdiff1d(self.map.points_of(local), matched, assume_unique=True)
         ids, dist, view_cos, _ = self.map.in_frustum(ids, frame.T_cw, self.camera)
         pts.visible[ids] += 1
         level = pts.predict_level(ids, dist, self.map.scale_factor, self.map.n_levels)
