@@ -75,7 +75,6 @@ class PoseEstimator(Configurable, ABC):
 ESTIMATORS: Registry[PoseEstimator] = Registry('pose estimator', __package__,
                                                modules={'map': 'rapnet_loc.slam.localizer'})
 register = ESTIMATORS.register
-available_estimators = ESTIMATORS.available
 
 
 def create_estimator(name: str, conf: dict | None, scene: Scene) -> PoseEstimator:

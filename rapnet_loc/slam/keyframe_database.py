@@ -11,15 +11,11 @@ groups come first by summed score, then the remaining ranked keyframes by their 
 """
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from rapnet_loc.slam.frame import Frame
 from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.vpr.base import PlaceRecognizer, View
-
-LOG = logging.getLogger(__name__)
 
 COVISIBLE_GROUP = 10
 
@@ -36,13 +32,11 @@ class KeyFrameDatabase:
     Args:
         recognizer: the recognizer; keyframes of the map that it does not hold yet are added by ``sync``.
         slam_map: the map.
-        query_size: keyframes ranked per query before the covisibility grouping (None: all).
     """
 
-    def __init__(self, recognizer: PlaceRecognizer, slam_map: Map, query_size: int | None = None):
+    def __init__(self, recognizer: PlaceRecognizer, slam_map: Map):
         self.recognizer = recognizer
         self.map = slam_map
-        self.query_size = query_size
 
     def sync(self) -> None:
         """Index the map's new keyframes and forget the culled ones; the images of the new keyframes are dropped
@@ -61,7 +55,7 @@ class KeyFrameDatabase:
             return []
         if frame.place_descriptor is None:
             frame.place_descriptor = self.recognizer.describe_checked(View(frame.features, frame.image))
-        ranking = self.recognizer.query(frame.place_descriptor, self.query_size)
+        ranking = self.recognizer.query(frame.place_descriptor)
         score = dict(zip(ranking.ids.tolist(), ranking.scores.tolist()))
         best: dict[int, float] = {}
         for k, s in score.items():

@@ -52,9 +52,6 @@ class Ranking:
     ids: np.ndarray
     scores: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
 
 class PlaceRecognizer(Configurable, ABC):
     """Indexes keyframes by place descriptor and ranks them for a query (see the module doc).
@@ -175,7 +172,6 @@ class GlobalDescriptorRecognizer(PlaceRecognizer):
 
 RECOGNIZERS: Registry[PlaceRecognizer] = Registry('place recognizer', __package__)
 register = RECOGNIZERS.register
-available_recognizers = RECOGNIZERS.available
 
 
 def create_recognizer(name: str, conf: dict | None = None) -> PlaceRecognizer:
