@@ -105,11 +105,11 @@ class MapFile:
         saved = self.recognizer
         if saved is not None and saved.name == wanted.name and saved.conf == wanted.conf:
             return saved
-        LOG.info('%s: place recognizer %r %s rebuilt from the map\'s %d keyframes', self.path or 'map', wanted.name,
-                 wanted.conf, len(self.map.keyframes))
         if wanted.needs_image:
             raise ConfigError(f'place recognizer {wanted.name!r} needs the keyframes\' images, which the map file '
                               f'{self.path} does not hold; rebuild the map with --place-recognition {wanted.name}')
+        LOG.info('%s: place recognizer %r %s rebuilt from the map\'s %d keyframes', self.path or 'map', wanted.name,
+                 wanted.conf, len(self.map.keyframes))
         KeyFrameDatabase(wanted, self.map).sync()
         return wanted
 

@@ -161,10 +161,10 @@ class System:
         """Save the map with the place recognizer, re-fitted on all its keyframes (``rapnet_loc.slam.map_io``).
 
         Raises:
-            MapFormatError: no map yet (no frame was tracked).
+            MapFormatError: no map yet (no frame was tracked; ``save_map`` refuses a map without keyframes).
         """
-        if self.map is None or not self.map.keyframes:
-            raise MapFormatError(f'cannot save {path}: no map yet (tracking never initialised)')
+        if self.map is None:
+            raise MapFormatError(f'cannot save {path}: no map yet (no frame was tracked)')
         self._recognizer.fit()
         save_map(path, self.map, self.camera, self.config, self._recognizer)
 
