@@ -106,8 +106,14 @@ class MapFile:
         if saved is not None and saved.name == wanted.name and saved.conf == wanted.conf:
             return saved
         if wanted.needs_image:
+            differs = ''
+            if saved is not None and saved.name == wanted.name:
+                keys = sorted(k for k in wanted.conf if saved.conf.get(k) != wanted.conf[k])
+                differs = (f' (the map\'s was made with {", ".join(f"{k}={saved.conf.get(k)!r}" for k in keys)}, '
+                           f'the configuration asks for {", ".join(f"{k}={wanted.conf[k]!r}" for k in keys)})')
             raise ConfigError(f'place recognizer {wanted.name!r} needs the keyframes\' images, which the map file '
-                              f'{self.path} does not hold; rebuild the map with --place-recognition {wanted.name}')
+                              f'{self.path} does not hold{differs}; rebuild the map with --place-recognition '
+                              f'{wanted.name} and these options')
         LOG.info('%s: place recognizer %r %s rebuilt from the map\'s %d keyframes', self.path or 'map', wanted.name,
                  wanted.conf, len(self.map.keyframes))
         KeyFrameDatabase(wanted, self.map).sync()

@@ -52,7 +52,7 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
         self.backbone = create_backbone(self.conf['backbone'])
         self.model = PatchNetVLAD(self.backbone.encoder, self.backbone.channels, int(self.conf['clusters']),
                                   int(self.conf['num_pcs'])).eval()
-        self.fitted = self.frozen = False
+        self.fitted = self.frozen = self._changed = False
         self._maps: dict[int, np.ndarray] = {}
         self._fitted_on = 0
         if self.conf['checkpoint']:
@@ -88,6 +88,7 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
         self.remove(kf_id)
         if not self.frozen:
             self._maps[kf_id] = descriptor
+            self._changed = True
             if len(self._maps) >= self.conf['fit_keyframes']:
                 self.fit()
                 return
@@ -95,7 +96,8 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
             self._index(kf_id, descriptor)
 
     def remove(self, kf_id: int) -> None:
-        self._maps.pop(kf_id, None)
+        if self._maps.pop(kf_id, None) is not None:
+            self._changed = True
         super().remove(kf_id)
 
     def query(self, descriptor: np.ndarray, k: int | None = None) -> Ranking:
@@ -127,14 +129,15 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
         super().add(kf_id, vector)
 
     def fit(self) -> None:
-        """Fit clusters and whitening on the held keyframes' maps and re-encode them (see the module doc)."""
-        if self.frozen or not self._maps:
+        """Fit clusters and whitening on the held keyframes' maps and re-encode them (see the module doc); nothing
+        to do when they have not changed since the last fit."""
+        if self.frozen or not self._maps or not self._changed:
             return
         rng = np.random.default_rng(self.conf['seed'])
         maps = [torch.from_numpy(m.astype(np.float32)) for m in self._maps.values()]
         self._fit_clusters(maps, rng)
         self._fit_whitening(maps, rng)
-        self.fitted, self._fitted_on = True, len(self._maps)
+        self.fitted, self._fitted_on, self._changed = True, len(self._maps), False
         for kf_id, feature_map in self._maps.items():
             self._index(kf_id, feature_map)
         if len(self._maps) >= self.conf['fit_keyframes']:
@@ -165,7 +168,9 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
         patches = torch.cat(patches).numpy()
         room = max(0, self.conf['wpca_samples'] - len(vectors))
         samples = np.concatenate([torch.cat(vectors).numpy(), patches[rng.permutation(len(patches))[:room]]])
-        self.model.set_wpca(*fit_wpca(samples, int(self.conf['num_pcs'])))
+        with torch.random.fork_rng():
+            torch.manual_seed(int(self.conf['seed']))       # fit_wpca's randomized SVD
+            self.model.set_wpca(*fit_wpca(samples, int(self.conf['num_pcs'])))
 
     def state(self) -> dict[str, np.ndarray]:
         self.fit()

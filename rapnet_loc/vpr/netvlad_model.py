@@ -8,9 +8,10 @@ Shapes: a backbone map is (1, C, H, W); K clusters; D = K * C the VLAD length; P
   (``global_vlad``) or over patches (``patch_vlad``); intra-normalisation over C, flatten, L2 (``vlad_normalise``).
   ``NetVLAD.initialise`` sets centroids from k-means and the conv weight to alpha times the normalised centroids with
   alpha = -ln(0.01) / mean(top-1 minus top-2 dot product of the descriptors with the normalised centroids).
-- ``patch_vlad``: IntegralVLAD. The residual maps' 2-D cumulative sums, zero-padded at the top and left, are
-  convolved depthwise with [[1, -1], [-1, 1]] at dilation p and stride s, giving each p x p patch's residual sum;
-  divided by p^2. Grid (H - p) // s + 1 by (W - p) // s + 1. The sums are taken in float64: a cluster whose
+- ``patch_vlad``: IntegralVLAD. The residual maps' 2-D cumulative sums I, zero-padded at the top and left, give
+  each p x p patch's residual sum as I[y+p, x+p] - I[y, x+p] - I[y+p, x] + I[y, x] at y, x = 0, s, 2s, ... (what
+  the authors' depthwise 2 x 2 convolution [[1, -1], [-1, 1]] at dilation p and stride s computes; taken here by
+  strided slicing, which is exact and fast in float64); divided by p^2. Grid (H - p) // s + 1 by (W - p) // s + 1. The sums are taken in float64: a cluster whose
   weights in a patch are tiny is intra-normalised to unit length, and float32 cumulative sums would leave only
   their rounding error to normalise.
 - ``WPCA``: a 1 x 1 convolution D -> P with weight U^T (the top P eigenvectors scaled by 1 / sqrt(lambda + 1e-9))
@@ -94,9 +95,11 @@ def patch_vlad(residuals: torch.Tensor, size: int, stride: int) -> torch.Tensor:
     of ``patch_grid``, from (1, K, C, H, W) residuals."""
     _, k, c, h, w = residuals.shape
     patch_grid(h, w, size, stride)
-    integral = F.pad(residuals.reshape(1, k * c, h, w).double().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
-    kernel = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=integral.dtype).expand(k * c, 1, 2, 2)
-    sums = F.conv2d(integral, kernel, stride=stride, dilation=size, groups=k * c) / size ** 2
+    integral = F.pad(residuals.reshape(k * c, h, w).double().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+    rows, cols = patch_grid(h, w, size, stride)
+    r, q = slice(0, (rows - 1) * stride + 1, stride), slice(size, size + (rows - 1) * stride + 1, stride)
+    c0, c1 = slice(0, (cols - 1) * stride + 1, stride), slice(size, size + (cols - 1) * stride + 1, stride)
+    sums = (integral[:, q, c1] - integral[:, r, c1] - integral[:, q, c0] + integral[:, r, c0]) / size ** 2
     return vlad_normalise(sums.reshape(k * c, -1).T.float(), k)
 
 
