@@ -1,7 +1,8 @@
 """Place-recognition recall on 7-Scenes redkitchen (../shared/data): ``bow``, ``netvlad`` and ``patchnetvlad``.
 
 Database: frames 0-349, every 5th (70 keyframes); queries: frames 350-499 (``--split test``, the acceptance split).
-Settings are chosen on ``--split tune``: database 0-174 every 5th, queries 175-349. A retrieved keyframe is correct when its ground-truth camera centre lies within 0.5 m of the query's and
+Settings are chosen on ``--split tune``: database 0-174 every 5th, queries 175-349.
+A retrieved keyframe is correct when its ground-truth camera centre lies within 0.5 m of the query's and
 its viewing direction within 30 deg; recall@N is the share of queries with a correct keyframe among the first N,
 over the queries that have at least one correct keyframe in the database (the usual VPR convention). Each
 recognizer indexes the database (``add``), is fitted on it (``fit``, as ``build-map`` does), and ranks every

@@ -11,9 +11,9 @@ Shapes: a backbone map is (1, C, H, W); K clusters; D = K * C the VLAD length; P
 - ``patch_vlad``: IntegralVLAD. The residual maps' 2-D cumulative sums I, zero-padded at the top and left, give
   each p x p patch's residual sum as I[y+p, x+p] - I[y, x+p] - I[y+p, x] + I[y, x] at y, x = 0, s, 2s, ... (what
   the authors' depthwise 2 x 2 convolution [[1, -1], [-1, 1]] at dilation p and stride s computes; taken here by
-  strided slicing, which is exact and fast in float64); divided by p^2. Grid (H - p) // s + 1 by (W - p) // s + 1. The sums are taken in float64: a cluster whose
-  weights in a patch are tiny is intra-normalised to unit length, and float32 cumulative sums would leave only
-  their rounding error to normalise.
+  strided slicing, which is exact and fast in float64); divided by p^2. Grid (H - p) // s + 1 by (W - p) // s + 1.
+  The sums are taken in float64: a cluster whose weights in a patch are tiny is intra-normalised to unit length,
+  and float32 cumulative sums would leave only their rounding error to normalise.
 - ``WPCA``: a 1 x 1 convolution D -> P with weight U^T (the top P eigenvectors scaled by 1 / sqrt(lambda + 1e-9))
   and bias -U^T mu, then L2 (``whiten``); ``fit_wpca`` computes it from sample vectors.
 - ``PatchNetVLAD``: ``encoder`` + ``pool`` + ``WPCA``, named as in the authors' checkpoints, which
