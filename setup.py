@@ -32,6 +32,7 @@ setup(
             'rapnet-loc = rapnet_loc.cli.main:main',
             'feature_node = rapnet_loc.nodes.feature_node:main',
             'frontend_node = rapnet_loc.nodes.frontend_node:main',
+            'vpr_node = rapnet_loc.nodes.vpr_node:main',
         ],
     },
 )

@@ -13,11 +13,13 @@ from rclpy.parameter import Parameter
 from rapnet_loc.features import create_extractor
 from rapnet_loc.nodes.feature_node import FeatureNode
 from rapnet_loc.nodes.frontend_node import FrontendNode
+from rapnet_loc.nodes.vpr_node import VprNode
 from rapnet_loc.slam.config import SlamConfig
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))
-NODES = {'feature_node': FeatureNode, 'frontend_node': FrontendNode}
+NODES = {'feature_node': FeatureNode, 'frontend_node': FrontendNode, 'vpr_node': VprNode}
+NODE_OVERRIDES = {'vpr_node': [Parameter('map_file', value=str(REPO / 'test' / 'data' / 'office_v1.map'))]}
 ROS_PARAMETERS = {'use_sim_time'}          # declared by every rclpy node
 LOGIC = (ast.If, ast.For, ast.While, ast.Try, ast.IfExp, ast.BoolOp, ast.Compare, ast.Lambda, ast.comprehension,
          ast.With, ast.Assign, ast.AugAssign, ast.Raise)
@@ -59,7 +61,7 @@ def node_topics():
     topics = {}
     with ros_session() as context:
         for name, cls in NODES.items():
-            node = cls(context=context)
+            node = cls(context=context, parameter_overrides=NODE_OVERRIDES.get(name, []))
             topics[name] = {e.topic_name for e in (*node.subscriptions, *node.publishers)}
             node.destroy_node()
     return topics

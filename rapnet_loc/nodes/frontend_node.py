@@ -38,7 +38,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from rapnet_loc.errors import ConfigError, RapnetLocError, TopicError
-from rapnet_loc.geometry import invert, pose_matrix
+from rapnet_loc.geometry import invert
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.nodes import outputs, qos
 from rapnet_loc.nodes.base import FEATURE_PARAMS, RapnetNode, Stamped, slam_config, spin
@@ -49,7 +49,7 @@ from rapnet_loc.nodes.feature_node import FEATURES_TOPIC, IMAGE_TOPIC
 from rapnet_loc.nodes.odometry import LiveOdometry
 from rapnet_loc.nodes.params import Param, value
 from rapnet_loc.nodes.sync import ApproxSync
-from rapnet_loc.nodes.tf import StaticTransforms, TfPublisher
+from rapnet_loc.nodes.tf import StaticTransforms, TfPublisher, camera_mount
 from rapnet_loc.slam.map_io import MapFile, load_map
 from rapnet_loc.slam.run import make_estimator
 from rapnet_loc.slam.system import System, TrackResult
@@ -258,15 +258,8 @@ class FrontendNode(RapnetNode):
     def _camera_mount(self, stamp) -> np.ndarray:
         """(4, 4) ``T_base_cam`` from the ``camera_to_base`` parameter (then also published on ``/tf_static``,
         stamped ``stamp``) or from ``/tf_static``."""
-        xyzq = value(self, 'camera_to_base')
-        if xyzq:
-            if len(xyzq) != 7:
-                raise TopicError(f'camera_to_base needs 7 numbers [x, y, z, qx, qy, qz, qw], got {list(xyzq)}')
-            T = pose_matrix(xyzq[:3], xyzq[3:])
-            if self.tf is not None and self.params['base_frame'] != self.camera.frame_id:
-                self.tf.send_static([transform_stamped(stamp, self.params['base_frame'], self.camera.frame_id, T)])
-            return T
-        return self.static_tf.lookup(self.params['base_frame'], self.camera.frame_id)
+        return camera_mount(self, value(self, 'camera_to_base'), self.params['base_frame'], self.camera.frame_id,
+                            self.static_tf, self.tf, stamp)
 
     def _world_from_map(self, T_map_base: np.ndarray) -> np.ndarray:
         """Camera-to-world pose (4, 4) of a base pose in the map frame (``T_map_world = T_base_cam``)."""

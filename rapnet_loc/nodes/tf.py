@@ -11,9 +11,10 @@ from geometry_msgs.msg import TransformStamped
 from rclpy.node import Node
 from tf2_msgs.msg import TFMessage
 
-from rapnet_loc.geometry import find_chain
+from rapnet_loc.errors import TopicError
+from rapnet_loc.geometry import find_chain, pose_matrix
 from rapnet_loc.nodes import qos
-from rapnet_loc.nodes.convert import transform_to_matrix
+from rapnet_loc.nodes.convert import transform_stamped, transform_to_matrix
 
 try:
     from tf2_ros import StaticTransformBroadcaster, TransformBroadcaster
@@ -63,3 +64,21 @@ class StaticTransforms:
     def lookup(self, parent: str, child: str) -> np.ndarray:
         """(4, 4) pose of ``child`` in ``parent``; TopicError when no chain of static transforms links them."""
         return find_chain(self.transforms, parent, child)
+
+
+def camera_mount(node: Node, xyzq, base_frame: str, camera_frame: str, static_tf: StaticTransforms,
+                 tf: TfPublisher | None, stamp) -> np.ndarray:
+    """(4, 4) ``T_base_cam``: from ``xyzq`` (the ``camera_to_base`` parameter, [x, y, z, qx, qy, qz, qw]; then also
+    published on ``/tf_static`` by ``tf``, stamped ``stamp``) or, when it is empty, from ``/tf_static``.
+
+    Raises:
+        TopicError: ``xyzq`` is not 7 numbers, or no chain of static transforms links the frames.
+    """
+    if xyzq:
+        if len(xyzq) != 7:
+            raise TopicError(f'camera_to_base needs 7 numbers [x, y, z, qx, qy, qz, qw], got {list(xyzq)}')
+        T = pose_matrix(xyzq[:3], xyzq[3:])
+        if tf is not None and base_frame != camera_frame:
+            tf.send_static([transform_stamped(stamp, base_frame, camera_frame, T)])
+        return T
+    return static_tf.lookup(base_frame, camera_frame)

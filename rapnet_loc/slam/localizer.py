@@ -7,11 +7,14 @@ optimisation's matches (``rapnet_loc.slam.optimizer.frame_covariance``).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.io.types import RGBDFrame
 from rapnet_loc.landmarks.base import PoseEstimate, PoseEstimator, Scene, register
 from rapnet_loc.slam.optimizer import frame_covariance
 from rapnet_loc.slam.system import System
+from rapnet_loc.vpr.base import Ranking
 
 
 @register('map')
@@ -26,6 +29,15 @@ class MapLocalizer(PoseEstimator):
         config = scene.config if scene.config is not None else map_file.settings()
         self.system = System(scene.camera, config, depth_info=scene.depth_camera, slam_map=map_file.map,
                              recognizer=map_file.recognizer_for(config))
+
+    def ranking(self, k: int) -> Ranking:
+        """The place recognizer's ``k`` best keyframes for the last frame given to ``estimate`` (empty when it had
+        no keypoints to query with)."""
+        frame = self.system.tracking.last_frame
+        recognizer = self.system.keyframe_db.recognizer
+        if frame is None or frame.place_descriptor is None:
+            return Ranking(np.zeros(0, np.int64), np.zeros(0))
+        return recognizer.query(frame.place_descriptor, k)
 
     def estimate(self, rgbd: RGBDFrame) -> PoseEstimate | None:
         result = self.system.localize(rgbd)
