@@ -9,7 +9,7 @@ result, scored by the official metrics (``rapnet_loc.eval.openloris``; the align
 official tool does). Printed per recognizer: frames of sequence 2 until the first correct pose (official ATE/AOE
 thresholds), its correct rate, relocalizations, and the tracked share.
 
-    python benchmarks/bench_vpr_kidnap.py [--scene office] [--frames 240] [--kidnap-at 3.0] [--seed 3]
+    python benchmarks/bench_vpr_kidnap.py [--scene home] [--frames 300] [--kidnap-at 5.0] [--seed 3]
         [--recognizers bow patchnetvlad]
 """
 import argparse
@@ -22,30 +22,38 @@ from pathlib import Path
 import numpy as np
 
 from rapnet_loc.eval.openloris import evaluate_file
-from rapnet_loc.io.trajectory import OpenLORISResult, read_openloris, write_openloris
 from rapnet_loc.io.source import open_source
+from rapnet_loc.io.trajectory import OpenLORISResult, read_openloris, write_openloris
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.run import open_map, replay
 from rapnet_loc.synth import Challenges, generate
 
 
+def kidnap_trial(map_bag: Path, kidnap_bag: Path, kidnap_at_s: float, config: SlamConfig, out: Path) -> dict:
+    """Map ``map_bag`` (``replay`` into ``out/map``, map saved as ``out/map.map``), then kidnap the robot: replay
+    ``kidnap_bag`` from ``kidnap_at_s`` seconds on in localization mode against that map (into ``out/kidnapped``).
+    Both trajectories are written as one OpenLORIS result, ``out/result_openloris.txt``. Returns the second
+    replay's report."""
+    with open_source(map_bag) as source:
+        replay(source, config, out / 'map', map_out=out / 'map.map')
+    map_file, localize_config = open_map(out / 'map.map', place_recognition=config.place_recognition)
+    with open_source(kidnap_bag, (kidnap_at_s, None)) as source:
+        report = replay(source, localize_config, out / 'kidnapped', map_file=map_file)
+    mapped, kidnapped = (read_openloris(out / name / 'trajectory_openloris.txt') for name in ('map', 'kidnapped'))
+    write_openloris(out / 'result_openloris.txt',
+                    OpenLORISResult(info=mapped.info, sequences={**mapped.sequences, **kidnapped.sequences}))
+    return report
+
+
 def run(recognizer: str, bags: list[Path], data_dir: Path, out: Path, kidnap_at_s: float) -> dict:
     """Map sequence 1 and localize the kidnapped sequence 2 with ``recognizer``; the numbers printed."""
-    map_path = out / f'{recognizer}.map'
-    with open_source(bags[0]) as source:
-        replay(source, SlamConfig().override(place_recognition=recognizer), out / f'{recognizer}-1', map_out=map_path)
-    map_file, config = open_map(map_path, place_recognition=recognizer)
-    with open_source(bags[1], (kidnap_at_s, None)) as source:
-        report = replay(source, config, out / f'{recognizer}-2', map_file=map_file)
-    first = read_openloris(out / f'{recognizer}-1' / 'trajectory_openloris.txt')
-    second = read_openloris(out / f'{recognizer}-2' / 'trajectory_openloris.txt')
-    combined = out / f'{recognizer}-result.txt'
-    write_openloris(combined, OpenLORISResult(info=first.info, sequences={**first.sequences, **second.sequences}))
-    ev = evaluate_file(combined, data_dir)
+    config = SlamConfig().override(place_recognition=recognizer)
+    report = kidnap_trial(bags[0], bags[1], kidnap_at_s, config, out / recognizer)
+    ev = evaluate_file(out / recognizer / 'result_openloris.txt', data_dir)
     seq2 = ev.sequences[max(ev.sequences)]
-    status = np.genfromtxt(out / f'{recognizer}-2' / 'status.csv', delimiter=',', names=True, dtype=None,
+    status = np.genfromtxt(out / recognizer / 'kidnapped' / 'status.csv', delimiter=',', names=True, dtype=None,
                            encoding='utf-8')
-    stamps_s = status['stamp'].astype(np.float64) / 1e9
+    stamps_s = status['stamp'].astype(np.float64)       # seconds
     if seq2.correct.any():
         first_correct = float(seq2.stamps_s[np.argmax(seq2.correct)])
         frames = int(np.searchsorted(stamps_s, first_correct - 1e-6)) + 1
@@ -58,11 +66,11 @@ def run(recognizer: str, bags: list[Path], data_dir: Path, out: Path, kidnap_at_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--scene', default='office')
-    parser.add_argument('--frames', type=int, default=240)
-    parser.add_argument('--kidnap-at', type=float, default=3.0, help='seconds into sequence 2')
+    parser.add_argument('--scene', default='home')
+    parser.add_argument('--frames', type=int, default=300)
+    parser.add_argument('--kidnap-at', type=float, default=5.0, help='seconds into sequence 2')
     parser.add_argument('--width', type=int, default=640)
-    parser.add_argument('--height', type=int, default=360)
+    parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--seed', type=int, default=3)
     parser.add_argument('--recognizers', nargs='+', default=['bow', 'patchnetvlad'])
     args = parser.parse_args()

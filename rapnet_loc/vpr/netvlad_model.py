@@ -35,6 +35,7 @@ from rapnet_loc.errors import ConfigError
 
 WPCA_EPS = 1e-9
 LOWRANK_OVERSAMPLING, LOWRANK_ITERATIONS = 16, 4
+EXACT_PCA_SIZE = 4096     # exact eigendecomposition up to this size (about 13 s on 2 cores)
 ASSIGN_MARGIN = 0.01        # alpha makes the top-1 assignment -ln(0.01) logits above the top-2 on average
 
 
@@ -117,15 +118,16 @@ def whiten(wpca: nn.Sequential, vectors: torch.Tensor) -> torch.Tensor:
 def fit_wpca(samples: np.ndarray, num_pcs: int) -> tuple[np.ndarray, np.ndarray]:
     """PCA whitening of ``samples`` (N, D): weight U^T (P, D) and bias -U^T mu (P,), P = min(num_pcs, D, N - 1).
 
-    The eigenvectors come from the D x D covariance, or from the N x N Gram matrix when N < D, or from a randomized
-    SVD (``torch.svd_lowrank``) when P is at most a quarter of both.
+    The eigenvectors come from the D x D covariance, or from the N x N Gram matrix when N < D; when both N and D
+    exceed ``EXACT_PCA_SIZE`` and P is at most a quarter of them, from a randomized SVD (``torch.svd_lowrank``,
+    seeded by the caller), whose whitening of the weaker components is less exact.
     """
     x = torch.from_numpy(np.asarray(samples, np.float32)).double()
     mu = x.mean(0)
     x = x - mu
     n, d = x.shape
     pcs = max(1, min(num_pcs, d, n - 1))
-    if pcs <= min(n, d) // 4:
+    if min(n, d) > EXACT_PCA_SIZE and pcs <= min(n, d) // 4:
         _, s, v = torch.svd_lowrank(x.float(), q=pcs + LOWRANK_OVERSAMPLING, niter=LOWRANK_ITERATIONS)
         lam, u = (s[:pcs].double() ** 2) / n, v[:, :pcs].double()
     elif n < d:
