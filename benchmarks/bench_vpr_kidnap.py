@@ -10,7 +10,7 @@ official tool does). Printed per recognizer: frames of sequence 2 until the firs
 thresholds), its correct rate, relocalizations, and the tracked share.
 
     python benchmarks/bench_vpr_kidnap.py [--scene home] [--frames 300] [--kidnap-at 5.0] [--seed 3]
-        [--recognizers bow patchnetvlad]
+        [--recognizers bow patchnetvlad] [--no-illumination]
 """
 import argparse
 import os
@@ -73,16 +73,19 @@ def main() -> None:
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--seed', type=int, default=3)
     parser.add_argument('--recognizers', nargs='+', default=['bow', 'patchnetvlad'])
+    parser.add_argument('--no-illumination', action='store_true', help='no illumination changes either')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / 'data'
-        challenges = Challenges(people=0, moved_furniture=False, motion_blur=False)
+        challenges = Challenges(people=0, moved_furniture=False, motion_blur=False,
+                                illumination=not args.no_illumination)
         summary = generate(data_dir, scene=args.scene, sequences=2, frames=args.frames, width=args.width,
                            height=args.height, seed=args.seed, challenges=challenges, compression='none',
                            progress=False)
         print(f'# {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}, '
               f'{len(os.sched_getaffinity(0))} cores); scene {args.scene}, 2 x {args.frames} frames '
-              f'{args.width}x{args.height}, seed {args.seed}, kidnapped into sequence 2 at {args.kidnap_at:g} s')
+              f'{args.width}x{args.height}, seed {args.seed}, kidnapped into sequence 2 at {args.kidnap_at:g} s, '
+              f'illumination changes {"off" if args.no_illumination else "on"}')
         print('| recognizer | frames to first correct pose | correct rate (seq 2) | relocalizations | tracked | '
               'correct rate (seq 1, mapping) |')
         print('|---|---|---|---|---|---|')
