@@ -184,7 +184,8 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         require(state, ('fitted', 'centroids', 'assign', 'wpca_weight', 'wpca_bias'), self.name)
         super().load_state(state)
-        self._maps, self.frozen, self.fitted = {}, True, bool(state['fitted'])
+        self.fitted = bool(state['fitted'])
+        self._maps, self.frozen = {}, self.fitted        # an empty, unfitted state keeps learning
         if not self.fitted:
             return
         k, c = self.model.pool.clusters, self.backbone.channels
