@@ -46,8 +46,7 @@ class PatchNetVLADRecognizer(NetVLADRecognizer):
     """Patch-NetVLAD place recognizer (see the module doc); ``None`` options take the preset's value."""
 
     default_conf = {**NetVLADRecognizer.default_conf, 'clusters': 64, 'preset': 'storage', 'patch_sizes': None,
-                    'patch_weights': None,
-                    'stride': None, 'num_pcs': None, 'scoring': None, 'shortlist': 100}
+                    'patch_weights': None, 'stride': None, 'num_pcs': None, 'scoring': None, 'shortlist': 100}
 
     def __init__(self, conf: dict | None = None):
         conf = dict(conf or {})
