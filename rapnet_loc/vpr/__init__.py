@@ -1,5 +1,5 @@
-"""Place recognition: the ``PlaceRecognizer`` interface, its registry (``rapnet_loc.vpr.base``), ``bow``, ``netvlad`` and
-``patchnetvlad``."""
+"""Place recognition: the ``PlaceRecognizer`` interface, its registry (``rapnet_loc.vpr.base``), ``bow``,
+``netvlad`` and ``patchnetvlad``."""
 from rapnet_loc.vpr.base import (GlobalDescriptorRecognizer, PlaceRecognizer, Ranking, View, create_recognizer,
                                  register)
 
