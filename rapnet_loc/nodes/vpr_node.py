@@ -129,11 +129,11 @@ class VprNode(RapnetNode):
         return True
 
     def _candidates(self, header: Header, ranking, estimate: PoseEstimate | None) -> DiagnosticArray:
-        names = {kf_id: kf.frame.name for kf_id, kf in self.localizer.system.map.keyframes.items()}
+        keyframes = self.localizer.system.map.keyframes
         values = [KeyValue(key='pose', value='found' if estimate is not None else 'none'),
                   KeyValue(key='inliers', value=str(estimate.inliers if estimate is not None else 0))]
-        values += [KeyValue(key=f'keyframe {int(i)}', value=f'{names.get(int(i), "")} {s:.6g}')
-                   for i, s in zip(ranking.ids, ranking.scores)]
+        values += [KeyValue(key=f'keyframe {i}', value=f'{keyframes[i].frame.name if i in keyframes else ""} {s:.6g}')
+                   for i, s in zip(ranking.ids.tolist(), ranking.scores)]
         status = DiagnosticStatus(level=DiagnosticStatus.OK if estimate is not None else DiagnosticStatus.WARN,
                                   name=DIAGNOSTIC_NAME, message='pose found' if estimate is not None else 'no pose',
                                   hardware_id=self.camera.frame_id, values=values)

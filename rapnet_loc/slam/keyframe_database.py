@@ -15,7 +15,7 @@ import numpy as np
 
 from rapnet_loc.slam.frame import Frame
 from rapnet_loc.slam.map import KeyFrame, Map
-from rapnet_loc.vpr.base import PlaceRecognizer, View
+from rapnet_loc.vpr.base import PlaceRecognizer, Ranking, View
 
 COVISIBLE_GROUP = 10
 
@@ -32,11 +32,15 @@ class KeyFrameDatabase:
     Args:
         recognizer: the recognizer; keyframes of the map that it does not hold yet are added by ``sync``.
         slam_map: the map.
+    Attributes:
+        last_query: the last frame given for candidates and the recognizer's ranking for it (None before the
+            first, or when that frame had no keypoints to query with).
     """
 
     def __init__(self, recognizer: PlaceRecognizer, slam_map: Map):
         self.recognizer = recognizer
         self.map = slam_map
+        self.last_query: tuple[Frame, Ranking] | None = None
 
     def sync(self) -> None:
         """Index the map's new keyframes and forget the culled ones; the images of the new keyframes are dropped
@@ -51,11 +55,13 @@ class KeyFrameDatabase:
 
     def __call__(self, slam_map: Map, frame: Frame, n: int) -> list[KeyFrame]:
         """Up to ``n`` relocalization candidates for ``frame`` (see the module doc)."""
+        self.last_query = None
         if len(frame) == 0 or len(self.recognizer) == 0:
             return []
         if frame.place_descriptor is None:
             frame.place_descriptor = self.recognizer.describe_checked(View(frame.features, frame.image))
         ranking = self.recognizer.query(frame.place_descriptor)
+        self.last_query = (frame, ranking)
         score = dict(zip(ranking.ids.tolist(), ranking.scores.tolist()))
         best: dict[int, float] = {}
         for k, s in score.items():

@@ -31,13 +31,12 @@ class MapLocalizer(PoseEstimator):
                              recognizer=map_file.recognizer_for(config))
 
     def ranking(self, k: int) -> Ranking:
-        """The place recognizer's ``k`` best keyframes for the last frame given to ``estimate`` (empty when it had
-        no keypoints to query with)."""
-        frame = self.system.tracking.last_frame
-        recognizer = self.system.keyframe_db.recognizer
-        if frame is None or frame.place_descriptor is None:
+        """The place recognizer's ``k`` best keyframes for the last frame given to ``estimate``, as relocalization
+        ranked them (empty when it had no keypoints to query with)."""
+        last = self.system.keyframe_db.last_query
+        if last is None or last[0] is not self.system.tracking.last_frame:
             return Ranking(np.zeros(0, np.int64), np.zeros(0))
-        return recognizer.query(frame.place_descriptor, k)
+        return Ranking(last[1].ids[:k], last[1].scores[:k])
 
     def estimate(self, rgbd: RGBDFrame) -> PoseEstimate | None:
         result = self.system.localize(rgbd)
