@@ -25,6 +25,15 @@ def kidnapped(frames: list[RGBDFrame]) -> list[RGBDFrame]:
             for n, f in enumerate(seen)]
 
 
+def assert_relocalizes_after_kidnap(system: System, frames: list[RGBDFrame], poses: list[np.ndarray]) -> None:
+    """``system`` given the ``kidnapped`` frames is lost while the camera is covered, relocalizes on the first frame
+    after it and tracks on, within 2 cm of the ``poses`` found for those frames."""
+    results = [system.process(frame) for frame in kidnapped(frames)]
+    assert [r.state for r in results] == ['lost', 'relocalized', 'ok', 'ok', 'ok', 'ok']
+    for r, i in zip(results[1:], range(KIDNAP_TO, KIDNAP_TO + 5)):
+        assert np.linalg.norm(r.T_wc[:3, 3] - poses[i][:3, 3]) < 0.02
+
+
 def test_keyframes_are_indexed_as_the_map_grows(office_mapped):
     system, _ = office_mapped
     recognizer = system.keyframe_db.recognizer
@@ -39,10 +48,7 @@ def test_kidnapped_robot_relocalizes_during_slam(office_sequence, office_mapped)
     for frame in frames:
         system.process(frame)
     n_keyframes = len(system.map.keyframes)
-    results = [system.process(frame) for frame in kidnapped(frames)]
-    assert [r.state for r in results] == ['lost', 'relocalized', 'ok', 'ok', 'ok', 'ok']
-    for r, i in zip(results[1:], range(KIDNAP_TO, KIDNAP_TO + 5)):
-        assert np.linalg.norm(r.T_wc[:3, 3] - poses[i][:3, 3]) < 0.02
+    assert_relocalizes_after_kidnap(system, frames, poses)
     # bag of words ranks a keyframe of the first frames first, where the newest keyframes are far away
     recognizer = system.keyframe_db.recognizer
     ranking = recognizer.query(recognizer.describe(View(system.extractor.extract(frames[KIDNAP_TO].color))), 1)
@@ -61,10 +67,7 @@ def test_kidnapped_robot_relocalizes_after_a_map_reload(office_sequence, office_
     recognizer = map_file.recognizer_for(config)
     assert recognizer is map_file.recognizer, 'the saved recognizer, not one rebuilt from the keyframes'
     localizer = System(camera, config, slam_map=map_file.map, recognizer=recognizer)
-    results = [localizer.process(frame) for frame in kidnapped(frames)]
-    assert [r.state for r in results] == ['lost', 'relocalized', 'ok', 'ok', 'ok', 'ok']
-    for r, i in zip(results[1:], range(KIDNAP_TO, KIDNAP_TO + 5)):
-        assert np.linalg.norm(r.T_wc[:3, 3] - poses[i][:3, 3]) < 0.02
+    assert_relocalizes_after_kidnap(localizer, frames, poses)
 
 
 def test_culled_keyframes_are_forgotten(office_mapped):
