@@ -218,11 +218,11 @@ def test_other_feature_extractor(saved):
 def test_failed_save_leaves_previous_file(slam, saved, monkeypatch):
     before = saved.read_bytes()
 
-    def fail_midway(fh, **arrays):
+    def fail_midway(fh, arrays, stored):
         fh.write(b'PK\x03\x04 half a map')
         raise OSError('No space left on device')
 
-    monkeypatch.setattr(map_io.np, 'savez_compressed', fail_midway)
+    monkeypatch.setattr(map_io, 'write_npz', fail_midway)
     with pytest.raises(OSError, match='No space left'):
         save_map(saved, slam.map, slam.camera, slam.config, slam.keyframe_db.recognizer)
     assert saved.read_bytes() == before

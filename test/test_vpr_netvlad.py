@@ -64,6 +64,8 @@ def test_kidnapped_robot_relocalizes_after_a_map_reload(office_sequence, patch_m
     config = map_file.settings()
     recognizer = map_file.recognizer_for(config)
     assert recognizer is map_file.recognizer and recognizer.frozen
+    assert all(isinstance(patches[0].base, np.memmap) for patches in recognizer._patches.values()), \
+        'patch descriptors are memory-mapped from the map file'
     localizer = System(camera, config, slam_map=map_file.map, recognizer=recognizer)
     assert_relocalizes_after_kidnap(localizer, frames, poses)
 

@@ -15,7 +15,8 @@ Layout (numpy ``.npz``, a zip of ``.npy`` arrays, read with ``allow_pickle=False
     pt_<column>           every ``MapPoints`` column (M rows)
     obs_point, obs_kf, obs_kp (O,)         observations: point id, keyframe id, keypoint index
     cov_kf, cov_other, cov_weight (E,)     covisibility edges (both directions)
-    vpr_<key>             the place recognizer's state (``PlaceRecognizer.state``)
+    vpr_<key>             the place recognizer's state (``PlaceRecognizer.state``); arrays of ``MMAP_BYTES`` or
+                          more are stored uncompressed and memory-mapped on loading (``rapnet_loc.io.npz``)
 
 Version 1 files (rapnet-loc before the place-recognizer registry) have no ``kf_name``, no ``place_recognition`` and
 no ``vpr_`` arrays, and give the descriptor thresholds as single Hamming values; they still load: keyframes are
@@ -41,6 +42,7 @@ import numpy as np
 from rapnet_loc.errors import ConfigError, MapFormatError
 from rapnet_loc.features.base import Features
 from rapnet_loc.io.atomic import atomic_write
+from rapnet_loc.io.npz import read_npz, write_npz
 from rapnet_loc.io.trajectory import format_stamp
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import SlamConfig
@@ -63,6 +65,7 @@ ARRAYS = ('format', 'version', 'meta', 'kf_id', 'kf_frame_id', 'kf_stamp_ns', 'k
           'obs_point', 'obs_kf', 'obs_kp', 'cov_kf', 'cov_other', 'cov_weight')
 ARRAYS_V2 = ('kf_name',)
 VPR_PREFIX = 'vpr_'
+MMAP_BYTES = 1 << 20        # place-recognizer arrays this large are memory-mapped (patch descriptors, at scale)
 
 
 @dataclass
@@ -159,8 +162,9 @@ def save_map(path: str | os.PathLike, slam_map: Map, camera: Camera, config: Sla
     for key, col in zip(('cov_kf', 'cov_other', 'cov_weight'), zip(*edges) if edges else ((), (), ())):
         arrays[key] = np.array(col, np.int64)
     arrays.update({VPR_PREFIX + key: value for key, value in recognizer.state().items()})
+    stored = {key for key, value in arrays.items() if key.startswith(VPR_PREFIX) and value.nbytes >= MMAP_BYTES}
     with atomic_write(path, 'wb') as fh:
-        np.savez_compressed(fh, **arrays)
+        write_npz(fh, arrays, stored)
 
 
 def load_map(path: str | os.PathLike, features: str | None = None) -> MapFile:
@@ -246,17 +250,18 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         what = 'it is empty' if not magic else 'it is not a .npz archive'
         raise MapFormatError(f'{path} is not a rapnet-loc map file: {what}')
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if 'format' not in npz.files or str(npz['format']) != FORMAT:
-                raise MapFormatError(f'{path} is not a rapnet-loc map file: an .npz archive without the '
-                                     f'{FORMAT!r} header')
-            version = int(npz['version'])
-            if version not in READABLE_VERSIONS:
-                raise MapFormatError(f'map file {path} has format version {version}; this rapnet-loc reads versions '
-                                     f'{", ".join(map(str, READABLE_VERSIONS))}: rebuild the map')
-            return {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+        arrays = read_npz(path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise MapFormatError(f'map file {path} is truncated or corrupt ({type(exc).__name__}: {exc})') from None
+    if 'format' not in arrays or str(arrays['format']) != FORMAT:
+        raise MapFormatError(f'{path} is not a rapnet-loc map file: an .npz archive without the {FORMAT!r} header')
+    if 'version' not in arrays:
+        raise MapFormatError(f'map file {path} is truncated or corrupt: it has no format version')
+    version = int(arrays['version'])
+    if version not in READABLE_VERSIONS:
+        raise MapFormatError(f'map file {path} has format version {version}; this rapnet-loc reads versions '
+                             f'{", ".join(map(str, READABLE_VERSIONS))}: rebuild the map')
+    return arrays
 
 
 def _check_counts(a: dict[str, np.ndarray]) -> None:
