@@ -195,5 +195,11 @@ def test_rapid_spatial_score_of_a_coherent_shift(dx, dy):
     assert rapid_spatial_score(ij[:0], ij[:0], len(query), grid_max) == 0.0
 
 
-def test_fusion_is_the_weighted_sum():
-    assert fuse([0.5, 0.2, 0.1], [0.45, 0.15, 0.4]) == pytest.approx(0.5 * 0.45 + 0.2 * 0.15 + 0.1 * 0.4)
+def test_fusion_standardises_each_patch_size_over_the_shortlist():
+    scores = np.array([[0.5, 40.0, 0.1], [0.3, 10.0, 0.1], [0.1, 25.0, 0.1]])      # 3 candidates, 3 patch sizes
+    weights = [0.45, 0.15, 0.4]
+    z = (scores[:, :2] - scores[:, :2].mean(axis=0)) / scores[:, :2].std(axis=0)
+    np.testing.assert_allclose(fuse(scores, weights), z @ weights[:2])     # a constant column adds nothing
+    np.testing.assert_allclose(fuse(scores * [1, 100, 1], weights), fuse(scores, weights))     # scale-free
+    np.testing.assert_allclose(fuse(scores[:, 1:2], [1.0]), scores[:, 1])       # one patch size: the raw scores
+

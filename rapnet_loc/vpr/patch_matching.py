@@ -11,7 +11,10 @@ gives each patch's (column, row) on the grid and ``patch_centres`` its centre in
 - Rapid spatial scoring: with d_i = (dx_i, dy_i) the grid displacement of match i and mean displacement (dx, dy),
   s = (1 / n_q) * sum_i [ (x_max - |dx_i - dx|)^2 + (y_max - |dy_i - dy|)^2 ], x_max and y_max the largest column
   and row index of the grid: matches that move coherently score close to x_max^2 + y_max^2 each.
-- Multi-scale fusion: the weighted sum of the per-patch-size scores with the preset's weights.
+- Multi-scale fusion, as the authors' ``normalise_func``: each patch size's scores are standardised over the
+  shortlist (minus their mean, over their standard deviation; a size whose scores are all equal adds nothing),
+  then summed with the preset's weights. With one patch size the raw scores are kept: standardising would not
+  change their order, and raw scores stay comparable from one query to the next.
 """
 from __future__ import annotations
 
@@ -62,6 +65,12 @@ def rapid_spatial_score(query_ij: np.ndarray, other_ij: np.ndarray, n_query: int
     return float(np.square(np.asarray(grid_max, np.float64) - residual).sum()) / n_query
 
 
-def fuse(scores: list[float], weights: list[float]) -> float:
-    """The weighted sum of per-patch-size scores."""
-    return float(np.dot(scores, weights))
+def fuse(scores: np.ndarray, weights: list[float]) -> np.ndarray:
+    """(N,) fused scores of N candidates from their (N, S) per-patch-size scores (see the module doc)."""
+    scores = np.asarray(scores, np.float64)
+    if scores.shape[1] == 1:
+        return scores[:, 0] * weights[0]
+    centred = scores - scores.mean(axis=0)
+    spread = scores.std(axis=0)
+    varies = spread > 1e-9 * (1.0 + np.abs(scores).max(axis=0))       # a size that scores all alike adds nothing
+    return (centred[:, varies] / spread[varies]) @ np.asarray(weights, np.float64)[varies]
