@@ -88,6 +88,24 @@ def test_state_round_trip_gives_the_same_ranking(office_sequence, name):
     assert restored.frozen
 
 
+def test_shortlist_is_reranked_by_patches_and_the_rest_follows_in_global_order(office_sequence):
+    _, frames = office_sequence
+    conf = {**SMALL, 'clusters': 16}
+    patch, net = create_recognizer('patchnetvlad', {**conf, 'shortlist': 3}), create_recognizer('netvlad', conf)
+    for i, frame in enumerate(frames[::4]):
+        described = patch.describe(View(None, frame.color))
+        patch.add(i, described)
+        net.add(i, described)
+    query = patch.describe(View(None, frames[21].color))
+    ranking, global_ranking = patch.query(query), net.query(query)
+    assert sorted(ranking.ids[:3]) == sorted(global_ranking.ids[:3])
+    assert np.all(np.diff(ranking.scores[:3]) <= 0) and np.all(ranking.scores[:3] > 0)
+    vector, patches = patch.encode(query)
+    assert ranking.scores[0] == pytest.approx(patch.patch_scores(patches, patch._patches[int(ranking.ids[0])])[0])
+    assert ranking.ids[3:].tolist() == global_ranking.ids[3:].tolist() and not ranking.scores[3:].any()
+    assert patch.query(query, 2).ids.tolist() == ranking.ids[:2].tolist()
+
+
 def test_refits_as_the_map_doubles_and_freezes_at_the_cap(office_sequence):
     _, frames = office_sequence
     recognizer = create_recognizer('netvlad', {**SMALL, 'fit_keyframes': 6})

@@ -3,8 +3,9 @@
 The keyframes are encoded as by ``netvlad`` (same backbones, fitting and checkpoints) plus, for each patch size,
 the whitened IntegralVLAD descriptors of every patch (float16). A query takes the ``shortlist`` keyframes nearest
 by global vector, matches its patches with each one's by mutual nearest neighbours, scores the matches spatially
-(``rapnet_loc.vpr.patch_matching``), fuses the per-size scores with the preset's weights and ranks the shortlist by
-that score (keyframes outside the shortlist are not returned).
+(``rapnet_loc.vpr.patch_matching``), fuses the per-size scores over the shortlist with the preset's weights (the
+authors' normalisation) and ranks the shortlist by that score; the other keyframes follow in the global order, with
+score 0 (not re-ranked).
 
 Presets (the authors' configurations; any of their settings can be given to override one):
 
@@ -16,9 +17,10 @@ speed          5            1            1       512      rapid spatial
 storage        5            1            1       128      rapid spatial
 =============  ===========  ===========  ======  =======  ==================
 
-The default is ``storage`` with 64 clusters, the best on the tuning split of ``benchmarks/bench_vpr.py`` (see
-BENCHMARKS.md); ``performance`` holds about 23 MB of patch descriptors per keyframe (2826 patches of 4096 float16),
-``speed`` 0.96 MB and ``storage`` 0.24 MB.
+The default is ``storage`` with 64 clusters and a shortlist of 5 (the authors re-rank 100 of databases of thousands
+of images), the best on the tuning split of ``benchmarks/bench_vpr.py`` (see BENCHMARKS.md); the other keyframes
+still follow, so relocalization gets as many candidates as it asks for. ``performance`` holds about 23 MB of patch
+descriptors per keyframe (2826 patches of 4096 float16), ``speed`` 0.96 MB and ``storage`` 0.24 MB.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ class PatchNetVLADRecognizer(NetVLADRecognizer):
     """Patch-NetVLAD place recognizer (see the module doc); ``None`` options take the preset's value."""
 
     default_conf = {**NetVLADRecognizer.default_conf, 'clusters': 64, 'preset': 'storage', 'patch_sizes': None,
-                    'patch_weights': None, 'stride': None, 'num_pcs': None, 'scoring': None, 'shortlist': 100}
+                    'patch_weights': None, 'stride': None, 'num_pcs': None, 'scoring': None, 'shortlist': 5}
 
     def __init__(self, conf: dict | None = None):
         conf = dict(conf or {})
@@ -77,13 +79,16 @@ class PatchNetVLADRecognizer(NetVLADRecognizer):
         self._patches[kf_id] = patches
 
     def _rank(self, vector: np.ndarray, patches: list[np.ndarray], k: int | None) -> Ranking:
-        shortlist = super()._rank(vector, patches, self.conf['shortlist'])
-        scores = np.array([self.patch_score(patches, self._patches[int(kf_id)]) for kf_id in shortlist.ids])
-        order = np.argsort(-scores, kind='stable')[:k]
-        return Ranking(shortlist.ids[order], scores[order])
+        ranking = super()._rank(vector, patches, k if k is None else max(k, self.conf['shortlist']))
+        head, tail = ranking.ids[:self.conf['shortlist']], ranking.ids[self.conf['shortlist']:]
+        scores = fuse(np.array([self.patch_scores(patches, self._patches[int(kf_id)]) for kf_id in head],
+                               np.float64).reshape(len(head), len(self.patch_sizes)), self.weights)
+        order = np.argsort(-scores, kind='stable')
+        ids, scores = np.concatenate([head[order], tail]), np.concatenate([scores[order], np.zeros(len(tail))])
+        return Ranking(ids[:k], scores[:k])
 
-    def patch_score(self, query: list[np.ndarray], other: list[np.ndarray]) -> float:
-        """Fused spatial score of two images' patch descriptors (one (N, P) array per patch size)."""
+    def patch_scores(self, query: list[np.ndarray], other: list[np.ndarray]) -> list[float]:
+        """Spatial score per patch size of two images' patch descriptors (one (N, P) array per patch size)."""
         scores = []
         for q, o, size, (rows, cols) in zip(query, other, self.patch_sizes, self.grids):
             qi, oi = mutual_nearest(q, o)
@@ -94,7 +99,7 @@ class PatchNetVLADRecognizer(NetVLADRecognizer):
             else:
                 ij = grid_indices(rows, cols)
                 scores.append(rapid_spatial_score(ij[qi], ij[oi], len(q), np.array([cols - 1, rows - 1])))
-        return fuse(scores, self.weights)
+        return scores
 
     def state(self) -> dict[str, np.ndarray]:
         state = super().state()
