@@ -7,9 +7,14 @@ bags' wheel odometry (``/odom``), the baseline that OpenLORIS-Scene also reports
 written with lz4 chunks: bz2 (the OpenLORIS format's own) takes ten times longer to write and would dominate the
 run.
 
+With two sequences or more, a kidnapped robot follows (``rapnet_loc.slam.kidnap``): sequence 1 is mapped with the
+``patchnetvlad`` place recognizer, then sequence 2, which starts somewhere on sequence 1's path in other light, is
+localized on that map with no pose to start from; the frames until the first correct pose and the official
+correct rate and relocalization time are printed.
+
 Outputs in ``--out DIR``: ``data/`` (bags, ground truth, calibration), ``replay/<bag>/`` (replay outputs, among
-them the OpenLORIS result ``trajectory_openloris.txt``), ``results/`` (the odometry's OpenLORIS results) and
-``plots/`` (trajectory and error plots of both).
+them the OpenLORIS result ``trajectory_openloris.txt``), ``results/`` (the odometry's OpenLORIS results),
+``plots/`` (trajectory and error plots of both) and ``kidnap/`` (the kidnap trial's map and replays).
 """
 from __future__ import annotations
 
@@ -23,10 +28,12 @@ from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.source import open_source
 from rapnet_loc.io.trajectory import OpenLORISResult, Trajectory, write_openloris
 from rapnet_loc.slam.config import SlamConfig
+from rapnet_loc.slam.kidnap import kidnap_trial
 from rapnet_loc.slam.run import replay
 from rapnet_loc.synth.generate import generate
 
 COMPRESSION = 'lz4'
+KIDNAP_RECOGNIZER = 'patchnetvlad'
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -76,4 +83,16 @@ def run(args: argparse.Namespace) -> int:
         odom = results_dir / f'odom-{bag.stem}.txt'
         write_openloris(odom, odometry_result(bag, args.scene, seq))
         score(odom, data_dir, plot_dir, odom.stem, f'wheel odometry, {bag.name}')
+    if len(summary.bags) >= 2:
+        kidnap(summary.bags[0], summary.bags[1], data_dir, args.out / 'kidnap')
     return 0
+
+
+def kidnap(map_bag: Path, kidnap_bag: Path, data_dir: Path, out: Path) -> None:
+    """Map ``map_bag`` with ``KIDNAP_RECOGNIZER``, localize ``kidnap_bag`` on it from no pose; print the outcome."""
+    print(f'\nkidnapped robot: mapping {map_bag.name} with place recognizer {KIDNAP_RECOGNIZER}, then localizing '
+          f'{kidnap_bag.name} on that map with no starting pose')
+    r = kidnap_trial(map_bag, kidnap_bag, data_dir, SlamConfig().override(place_recognition=KIDNAP_RECOGNIZER), out)
+    found = f'after {r.frames_to_correct} frame(s)' if r.frames_to_correct else 'never'
+    print(f'first correct pose {found} (official relocalization time {r.reloc_time_s:.2f} s), correct rate '
+          f'{r.correct_rate:.3f}, {r.relocalized} relocalization(s), {r.tracked_ratio:.0%} of frames tracked')
