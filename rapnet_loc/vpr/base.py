@@ -194,7 +194,7 @@ class GlobalDescriptorRecognizer(PlaceRecognizer):
 
 
 RECOGNIZERS: Registry[PlaceRecognizer] = Registry(
-    'place recognizer', __package__, frozenset({'base', 'backbones', 'netvlad_model', 'patch_matching'}))
+    'place recognizer', __package__, frozenset({'base', 'backbones', 'netvlad_model', 'patch_matching', 'train'}))
 register = RECOGNIZERS.register
 
 

@@ -13,9 +13,14 @@ robot's own keyframes, since no pretrained ones can be obtained for these backbo
 
 The whitening is fitted on the keyframes' global VLAD vectors together with their 5 x 5 patch vectors
 (IntegralVLAD), which live in the same space: a map has far fewer images than PCA dimensions, and the authors fit
-theirs on thousands of images. With ``checkpoint`` (an official Patch-NetVLAD file; backbone ``vgg16``), its
-encoder, clusters and whitening are used and nothing is fitted. Keyframes are ranked by the cosine of their whitened
-vectors (stored as float16), with faiss where it is installed.
+theirs on thousands of images. With ``checkpoint`` (an official Patch-NetVLAD file, backbone ``vgg16``; or one
+written by ``rapnet-loc train-netvlad`` for the configured backbone and clusters, see ``rapnet_loc.vpr.train``), its
+clusters and whitening (and an official file's encoder) are used and nothing is fitted. Keyframes are ranked by the
+cosine of their whitened vectors (stored as float16), with faiss where it is installed.
+
+The defaults, 16 clusters and 256 whitened dimensions, are the best of the tuning split of
+``benchmarks/bench_vpr.py`` (BENCHMARKS.md): whitening all 1024 dimensions of a 16-cluster XFeat VLAD vector
+fitted on a few dozen keyframes blows up its weakest directions (recall@1 0.55 there, against 0.84 with 256).
 """
 from __future__ import annotations
 
@@ -28,8 +33,8 @@ from rapnet_loc.errors import ConfigError, ImageFormatError, MapFormatError
 from rapnet_loc.rapnet.preprocess import to_rgb
 from rapnet_loc.vpr.backbones import STRIDE, create_backbone
 from rapnet_loc.vpr.base import GlobalDescriptorRecognizer, Ranking, View, register, require
-from rapnet_loc.vpr.netvlad_model import (PatchNetVLAD, fit_wpca, global_vlad, load_checkpoint, patch_vlad,
-                                          read_checkpoint, whiten)
+from rapnet_loc.vpr.netvlad_model import (PatchNetVLAD, fit_wpca, global_vlad, load_checkpoint, open_checkpoint,
+                                          patch_vlad, whiten)
 
 LOG = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
     recognizer encodes (none here; ``patchnetvlad`` adds them)."""
 
     needs_image = True
-    default_conf = {'backbone': 'xfeat', 'clusters': 16, 'num_pcs': 4096, 'checkpoint': '', 'fit_keyframes': 200,
+    default_conf = {'backbone': 'xfeat', 'clusters': 16, 'num_pcs': 256, 'checkpoint': '', 'fit_keyframes': 200,
                     'kmeans_samples': 50000, 'wpca_samples': 8192, 'seed': 0}
     patch_sizes: tuple[int, ...] = ()
     patch_stride: int = 1
@@ -56,14 +61,28 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
         self._maps: dict[int, np.ndarray] = {}
         self._fitted_on = 0
         if self.conf['checkpoint']:
-            self._load_official(str(self.conf['checkpoint']))
+            self._load_checkpoint(str(self.conf['checkpoint']))
 
-    def _load_official(self, path: str) -> None:
-        if self.conf['backbone'] != 'vgg16':
-            raise ConfigError(f'{path}: official Patch-NetVLAD checkpoints hold a VGG16 encoder; set backbone: vgg16 '
-                              f'(the configuration has {self.conf["backbone"]!r})')
-        _, state = read_checkpoint(path)
-        load_checkpoint(self.model, state, path)
+    def _load_checkpoint(self, path: str) -> None:
+        """Load an official file (strictly, encoder included) or a trained one (it names its backbone and clusters;
+        an encoder only where it holds one)."""
+        backbone, clusters = self.conf['backbone'], int(self.conf['clusters'])
+        official = 'official Patch-NetVLAD checkpoints hold a VGG16 encoder; set backbone: vgg16'
+        try:
+            checkpoint = open_checkpoint(path)
+        except ConfigError as exc:
+            if backbone == 'vgg16':
+                raise
+            raise ConfigError(f'{exc} (backbone {backbone!r} takes files of rapnet-loc train-netvlad; {official} to '
+                              f'use one of those)') from None
+        trained = checkpoint.get('backbone')
+        if trained is None and backbone != 'vgg16':
+            raise ConfigError(f'{path}: {official} (the configuration has {backbone!r})')
+        if trained is not None and (trained, checkpoint.get('clusters')) != (backbone, clusters):
+            raise ConfigError(f'{path} was trained for backbone {trained!r} with {checkpoint.get("clusters")} '
+                              f'clusters; the configuration has backbone {backbone!r} with {clusters} clusters')
+        state = checkpoint['state_dict']
+        load_checkpoint(self.model, state, path, trained is None or any(key.startswith('encoder.') for key in state))
         self.model.eval()
         self.fitted = self.frozen = True
 
@@ -135,8 +154,8 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
             return
         rng = np.random.default_rng(self.conf['seed'])
         maps = [torch.from_numpy(m.astype(np.float32)) for m in self._maps.values()]
-        self._fit_clusters(maps, rng)
-        self._fit_whitening(maps, rng)
+        self.fit_clusters(maps, rng)
+        self.fit_whitening(maps, rng)
         self.fitted, self._fitted_on, self._changed = True, len(self._maps), False
         for kf_id, feature_map in self._maps.items():
             self._index(kf_id, feature_map)
@@ -145,7 +164,8 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
         LOG.info('place recognizer %r fitted on %d keyframes (%d clusters, %d whitened dimensions)', self.name,
                  self._fitted_on, self.model.pool.clusters, self.model.num_pcs)
 
-    def _fit_clusters(self, maps: list[torch.Tensor], rng: np.random.Generator) -> None:
+    def fit_clusters(self, maps: list[torch.Tensor], rng: np.random.Generator) -> None:
+        """Initialise the pool from k-means over the local descriptors of (C, H, W) float32 ``maps``."""
         import faiss
         local = torch.nn.functional.normalize(torch.cat([m.reshape(m.shape[0], -1).T for m in maps]), dim=1)
         local = local.numpy()
@@ -158,7 +178,8 @@ class NetVLADRecognizer(GlobalDescriptorRecognizer):
         kmeans.train(np.ascontiguousarray(sample, np.float32))
         self.model.pool.initialise(kmeans.centroids, sample)
 
-    def _fit_whitening(self, maps: list[torch.Tensor], rng: np.random.Generator) -> None:
+    def fit_whitening(self, maps: list[torch.Tensor], rng: np.random.Generator) -> None:
+        """Fit the whitening on the global and 5 x 5 patch VLAD vectors of (C, H, W) float32 ``maps``."""
         vectors, patches = [], []
         with torch.inference_mode():
             for m in maps:

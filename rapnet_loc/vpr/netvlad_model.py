@@ -158,15 +158,16 @@ class PatchNetVLAD(nn.Module):
         """Replace the whitening by ``weight`` (P, D) and ``bias`` (P,) (P may differ from the current one)."""
         self.WPCA = whitening_layer(weight.shape[1], weight.shape[0])
         with torch.no_grad():
-            self.WPCA[0].weight.copy_(torch.from_numpy(np.asarray(weight, np.float32))[:, :, None, None])
-            self.WPCA[0].bias.copy_(torch.from_numpy(np.asarray(bias, np.float32)))
+            self.WPCA[0].weight.copy_(torch.tensor(np.asarray(weight), dtype=torch.float32)[:, :, None, None])
+            self.WPCA[0].bias.copy_(torch.tensor(np.asarray(bias), dtype=torch.float32))
 
 
-def read_checkpoint(path: str | Path) -> tuple[int, dict[str, torch.Tensor]]:
-    """``num_pcs`` and ``state_dict`` of an official Patch-NetVLAD checkpoint file.
+def open_checkpoint(path: str | Path) -> dict:
+    """The dict of a Patch-NetVLAD checkpoint file: ``state_dict``, ``num_pcs`` and, in the files of
+    ``rapnet_loc.vpr.train``, ``backbone`` and ``clusters``.
 
     Raises:
-        ConfigError: unreadable, or not a ``{num_pcs, state_dict}`` dict.
+        ConfigError: unreadable, or not a dict with a ``state_dict``.
     """
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
@@ -174,14 +175,22 @@ def read_checkpoint(path: str | Path) -> tuple[int, dict[str, torch.Tensor]]:
         raise ConfigError(f'cannot read Patch-NetVLAD checkpoint {path}: {exc}') from None
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         raise ConfigError(f'{path} is not a Patch-NetVLAD checkpoint: expected a dict with num_pcs and state_dict')
+    return checkpoint
+
+
+def read_checkpoint(path: str | Path) -> tuple[int, dict[str, torch.Tensor]]:
+    """``num_pcs`` and ``state_dict`` of a Patch-NetVLAD checkpoint file (``open_checkpoint``)."""
+    checkpoint = open_checkpoint(path)
     state = checkpoint['state_dict']
     num_pcs = int(checkpoint.get('num_pcs', state['WPCA.0.bias'].shape[0] if 'WPCA.0.bias' in state else 0))
     return num_pcs, state
 
 
-def load_checkpoint(model: PatchNetVLAD, state: dict[str, torch.Tensor], source: str = 'checkpoint') -> None:
+def load_checkpoint(model: PatchNetVLAD, state: dict[str, torch.Tensor], source: str = 'checkpoint',
+                    encoder: bool = True) -> None:
     """Load an official state dict into ``model`` strictly (its ``WPCA`` resized to the checkpoint's P and its
-    pool to the checkpoint's K).
+    pool to the checkpoint's K); without ``encoder``, a state dict with no ``encoder.*`` keys, the model keeping its
+    encoder.
 
     Raises:
         ConfigError: missing or unexpected keys, or tensors of the wrong shape (the message names them).
@@ -192,14 +201,14 @@ def load_checkpoint(model: PatchNetVLAD, state: dict[str, torch.Tensor], source:
         channels = model.pool.centroids.shape[1]
         model.pool = NetVLAD(k, channels)
         model.WPCA = whitening_layer(k * channels, p)
-    expected = model.state_dict()
+    expected = {key: value for key, value in model.state_dict().items() if encoder or not key.startswith('encoder.')}
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = [f'{key} {tuple(state[key].shape)} (expected {tuple(value.shape)})' for key, value in expected.items()
              if key in state and tuple(state[key].shape) != tuple(value.shape)]
     if missing or unexpected or wrong:
         raise ConfigError(f'{source} does not fit the Patch-NetVLAD layout: missing keys: {_names(missing)}; '
                           f'unexpected keys: {_names(unexpected)}; wrong shapes: {_names(wrong)}')
-    model.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
+    model.load_state_dict({key: value.float() for key, value in state.items()}, strict=encoder)
 
 
 def _names(names: list[str], shown: int = 6) -> str:
