@@ -10,8 +10,9 @@ query; query time is ``describe`` + ``query`` per frame (backbone included), byt
 saved state over the number of keyframes. Backbone maps are computed once per backbone and shared by its
 recognizers (``describe`` is the backbone); the clusters and whitening are fitted on the database frames only.
 
-    python benchmarks/bench_vpr.py [--backbones xfeat rapnet vgg16] [--presets speed storage performance]
-        [--performance-shortlist 20]
+    python benchmarks/bench_vpr.py [--split test|tune] [--db-step 5] [--backbones xfeat rapnet vgg16]
+        [--presets speed storage performance] [--shortlists 5 10 ...] [--performance-shortlist N]
+        [--netvlad-pcs 128 256 ...]
 """
 import argparse
 import io
@@ -77,10 +78,16 @@ def evaluate(name: str, conf: dict, db: dict, queries: dict, correct: np.ndarray
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--backbones', nargs='+', default=['xfeat', 'rapnet', 'vgg16'])
-    parser.add_argument('--presets', nargs='+', default=['speed', 'storage', 'performance'])
-    parser.add_argument('--performance-shortlist', type=int, default=20,
-                        help='shortlist of the performance preset (its RANSAC re-ranking costs ~0.4 s a keyframe '
-                             'on 2 CPU cores)')
+    parser.add_argument('--presets', nargs='*', default=['speed', 'storage', 'performance'])
+    parser.add_argument('--performance-shortlist', type=int, default=None,
+                        help="shortlist of the performance preset (default: the recognizer's; its RANSAC re-ranking "
+                             'costs ~0.4 s a keyframe on 2 CPU cores)')
+    parser.add_argument('--shortlists', nargs='+', type=int, default=[],
+                        help='global shortlist sizes to re-rank with the speed and storage presets (default: the '
+                             "preset's, 100)")
+    parser.add_argument('--netvlad-pcs', nargs='+', type=int, default=[],
+                        help="whitened dimensions of the netvlad rows (default: the recognizer's)")
+    parser.add_argument('--db-step', type=int, default=DB_STEP, help='database keyframe step (default 5)')
     parser.add_argument('--split', choices=sorted(SPLITS), default='test',
                         help='test: the acceptance split; tune: database 0-174, queries 175-349 (settings are chosen '
                              'on it)')
@@ -90,13 +97,13 @@ def main() -> None:
     folder = SevenScenesFolder(DATA, first, last)
     _, poses = folder.poses()
     images = {frame.index: frame.color for frame in folder}
-    db_idx = [i for i in folder.indices if i <= db_last and i % DB_STEP == 0]
+    db_idx = [i for i in folder.indices if i <= db_last and i % args.db_step == 0]
     q_idx = [i for i in folder.indices if i > db_last]
     pose = dict(zip(folder.indices, poses))
     correct = correct_matrix(np.array([pose[i] for i in q_idx]), np.array([pose[i] for i in db_idx]))
     print(f'# {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}, '
           f'{len(os.sched_getaffinity(0))} cores), split {args.split}: database {len(db_idx)} frames '
-          f'({first}-{db_last} every {DB_STEP}), '
+          f'({first}-{db_last} every {args.db_step}), '
           f'{len(q_idx)} queries, {int(correct.any(axis=1).sum())} with a correct keyframe '
           f'(<= {MAX_DISTANCE} m, <= {MAX_ANGLE:g} deg)')
     print('| recognizer | backbone | R@1 | R@5 | R@10 | query ms | fit s | KB per keyframe |')
@@ -118,12 +125,19 @@ def main() -> None:
         maps = {i: probe.describe(View(None, images[i])) for i in db_idx + q_idx}
         ms = 1e3 * (time.perf_counter() - start) / len(maps)
         db, queries = {i: maps[i] for i in db_idx}, {i: maps[i] for i in q_idx}
-        row('netvlad', backbone, evaluate('netvlad', {'backbone': backbone}, db, queries, correct, ms))
+        for pcs in args.netvlad_pcs or [None]:
+            conf = {'backbone': backbone} if pcs is None else {'backbone': backbone, 'num_pcs': pcs}
+            row('netvlad' if pcs is None else f'netvlad ({pcs} dimensions)', backbone,
+                evaluate('netvlad', conf, db, queries, correct, ms))
         for preset in args.presets:
-            conf = {'backbone': backbone, 'preset': preset}
-            if preset == 'performance':
-                conf['shortlist'] = args.performance_shortlist
-            row(f'patchnetvlad {preset}', backbone, evaluate('patchnetvlad', conf, db, queries, correct, ms))
+            shortlists = [args.performance_shortlist] if preset == 'performance' else args.shortlists or [None]
+            for shortlist in shortlists:
+                conf = {'backbone': backbone, 'preset': preset}
+                label = f'patchnetvlad {preset}'
+                if shortlist is not None:
+                    conf['shortlist'] = shortlist
+                    label += f' (shortlist {shortlist})'
+                row(label, backbone, evaluate('patchnetvlad', conf, db, queries, correct, ms))
 
 
 if __name__ == '__main__':
