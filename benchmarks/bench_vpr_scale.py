@@ -45,20 +45,25 @@ def main() -> None:
     parser.add_argument('--presets', nargs='+', default=['storage', 'speed'])
     parser.add_argument('--queries', type=int, default=5)
     parser.add_argument('--max-gb', type=float, default=12.0)
+    parser.add_argument('--shortlist', type=int, default=None, help="keyframes re-ranked (default: the recognizer's)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f'# {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}, '
-          f'{len(os.sched_getaffinity(0))} cores); backbone xfeat, shortlist 100, {args.queries} queries each')
-    print('| preset | keyframes | query ms (encode + shortlist + re-rank) | descriptor memory MB | MB per keyframe |')
-    print('|---|---|---|---|---|')
+          f'{len(os.sched_getaffinity(0))} cores); backbone xfeat, {args.queries} queries each')
+    print('| preset | shortlist | keyframes | query ms (encode + shortlist + re-rank) | descriptor memory MB | '
+          'MB per keyframe |')
+    print('|---|---|---|---|---|---|')
     for preset in args.presets:
-        recognizer = create_recognizer('patchnetvlad', {'preset': preset})
+        conf = {'preset': preset} if args.shortlist is None else {'preset': preset, 'shortlist': args.shortlist}
+        recognizer = create_recognizer('patchnetvlad', conf)
+        shortlist = recognizer.conf['shortlist']
         per_kf = (recognizer.conf['num_pcs'] * 2 * (1 + sum(r * c for r, c in recognizer.grids)))
         query_map = rng.standard_normal((recognizer.backbone.channels, 30, 40)).astype(np.float16)
         for n in args.sizes:
             mb = n * per_kf / 2 ** 20
             if mb > args.max_gb * 1024:
-                print(f'| {preset} | {n} | (skipped) | {mb:.0f} (extrapolated) | {per_kf / 2 ** 20:.3f} |')
+                print(f'| {preset} | {shortlist} | {n} | (skipped) | {mb:.0f} (extrapolated) | '
+                      f'{per_kf / 2 ** 20:.3f} |')
                 continue
             recognizer.load_state(synthetic_state(recognizer, n, rng))
             recognizer.query(query_map, 10)
@@ -66,7 +71,7 @@ def main() -> None:
             for _ in range(args.queries):
                 recognizer.query(query_map, 10)
             ms = 1e3 * (time.perf_counter() - start) / args.queries
-            print(f'| {preset} | {n} | {ms:.0f} | {mb:.0f} | {per_kf / 2 ** 20:.3f} |', flush=True)
+            print(f'| {preset} | {shortlist} | {n} | {ms:.0f} | {mb:.0f} | {per_kf / 2 ** 20:.3f} |', flush=True)
 
 
 if __name__ == '__main__':

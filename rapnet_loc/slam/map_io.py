@@ -255,9 +255,10 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise MapFormatError(f'map file {path} is truncated or corrupt ({type(exc).__name__}: {exc})') from None
     if 'format' not in arrays or str(arrays['format']) != FORMAT:
         raise MapFormatError(f'{path} is not a rapnet-loc map file: an .npz archive without the {FORMAT!r} header')
-    if 'version' not in arrays:
-        raise MapFormatError(f'map file {path} is truncated or corrupt: it has no format version')
-    version = int(arrays['version'])
+    try:
+        version = int(arrays['version'])
+    except (KeyError, TypeError, ValueError):
+        raise MapFormatError(f'map file {path} is truncated or corrupt: it has no format version') from None
     if version not in READABLE_VERSIONS:
         raise MapFormatError(f'map file {path} has format version {version}; this rapnet-loc reads versions '
                              f'{", ".join(map(str, READABLE_VERSIONS))}: rebuild the map')
