@@ -1,9 +1,13 @@
-"""Arguments that the subcommands over an RGB-D source share (``replay``, ``build-map``, ``localize``,
-``retrieve``)."""
+"""Arguments that subcommands share: those over an RGB-D source (``replay``, ``build-map``, ``localize``,
+``retrieve``) and the flags of a training configuration dataclass (``train-rapnet``, ``train-netvlad``)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
+
+POSITIONAL_FIELDS = ('data', 'out')     # a training configuration's data folders and output folder
 
 
 def add_source_arguments(p: argparse.ArgumentParser, with_map: bool = False) -> None:
@@ -21,3 +25,29 @@ def add_source_arguments(p: argparse.ArgumentParser, with_map: bool = False) -> 
     p.add_argument('--frames', metavar='FIRST:LAST',
                    help='inclusive range: 7-Scenes file numbers, or seconds from the start of a bag; either side may '
                         'be empty')
+
+
+def add_config_flags(p: argparse.ArgumentParser, config: type, helps: dict[str, str], types: dict[str, type],
+                     lists: dict[str, type] | None = None, choices: dict[str, tuple] | None = None) -> None:
+    """One ``--flag-name`` per field of the dataclass ``config`` but ``POSITIONAL_FIELDS``: its default, the
+    type of its default (or ``types``), ``store_true`` for booleans, several values for ``lists`` (field -> item
+    type), and ``choices``."""
+    lists, choices = lists or {}, choices or {}
+    for field in dataclasses.fields(config):
+        if field.name in POSITIONAL_FIELDS:
+            continue
+        kwargs: dict[str, Any] = {'help': helps[field.name]}
+        if field.name in lists:
+            kwargs.update(nargs='*', default=[], type=lists[field.name])
+        elif isinstance(field.default, bool):
+            kwargs.update(action='store_true')
+        else:
+            kwargs.update(default=field.default, type=types.get(field.name, type(field.default)))
+        if field.name in choices:
+            kwargs['choices'] = choices[field.name]
+        p.add_argument(f'--{field.name.replace("_", "-")}', **kwargs)
+
+
+def config_from_args(config: type, args: argparse.Namespace) -> Any:
+    """The dataclass ``config`` with each field taken from ``args``."""
+    return config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config)})

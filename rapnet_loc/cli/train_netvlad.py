@@ -9,8 +9,8 @@ Writes ``OUT/netvlad_<backbone>_k<K>.pt`` (pool and whitening) and prints its pa
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
+from rapnet_loc.cli.common import add_config_flags, config_from_args
 from rapnet_loc.vpr.train import NetVLADTrainConfig, train_netvlad
 
 _TYPES = {'last': int}
@@ -40,21 +40,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument('data', nargs='+', help='7-Scenes-style frame folders with poses; several are trained on '
                                                 'together')
     parser.add_argument('--out', required=True, help='output folder')
-    for field in dataclasses.fields(NetVLADTrainConfig):
-        if field.name in ('data', 'out'):
-            continue
-        flag = f'--{field.name.replace("_", "-")}'
-        if isinstance(field.default, bool):
-            parser.add_argument(flag, action='store_true', help=_HELP[field.name])
-        else:
-            parser.add_argument(flag, default=field.default, type=_TYPES.get(field.name, type(field.default)),
-                                help=_HELP[field.name])
+    add_config_flags(parser, NetVLADTrainConfig, _HELP, _TYPES)
     parser.add_argument('--resume', action='store_true', help='continue from OUT/train_state.pt when present')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = NetVLADTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(NetVLADTrainConfig)})
+    cfg = config_from_args(NetVLADTrainConfig, args)
     print(train_netvlad(cfg, resume=args.resume, progress=not args.no_progress).checkpoint)
     return 0

@@ -8,11 +8,11 @@ make it the default weights of the ``rapnet`` extractor. ``OUT/train_state.pt`` 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 
 import numpy as np
 
+from rapnet_loc.cli.common import add_config_flags, config_from_args
 from rapnet_loc.rapnet.train import BASE_LOSSES, REPEAT_LOSSES, STAGES, TrainConfig, train
 
 LOG = logging.getLogger(__name__)
@@ -51,20 +51,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument('data', nargs='+', help='7-Scenes-style frame folders (colour, depth, poses); several '
                         'are trained on together')
     parser.add_argument('--out', required=True, help='output folder')
-    for field in dataclasses.fields(TrainConfig):
-        if field.name in ('data', 'out'):
-            continue
-        several = {'nargs': '*', 'default': [], 'type': _LISTS[field.name]} if field.name in _LISTS else {
-            'default': field.default, 'type': _TYPES.get(field.name, type(field.default))}
-        parser.add_argument(f'--{field.name.replace("_", "-")}', help=_HELP[field.name], **several,
-                            choices={'stage': STAGES, 'loss': BASE_LOSSES, 'repeat_loss': tuple(REPEAT_LOSSES)}.get(field.name))
+    add_config_flags(parser, TrainConfig, _HELP, _TYPES, _LISTS,
+                     {'stage': STAGES, 'loss': BASE_LOSSES, 'repeat_loss': tuple(REPEAT_LOSSES)})
     parser.add_argument('--resume', action='store_true', help='continue from OUT/train_state.pt when present')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg = config_from_args(TrainConfig, args)
     result = train(cfg, resume=args.resume, progress=not args.no_progress)
     losses = np.asarray(result.losses)
     k = max(1, len(losses) // 5)
