@@ -33,6 +33,7 @@ setup(
             'feature_node = rapnet_loc.nodes.feature_node:main',
             'frontend_node = rapnet_loc.nodes.frontend_node:main',
             'vpr_node = rapnet_loc.nodes.vpr_node:main',
+            'landmark_node = rapnet_loc.nodes.landmark_node:main',
         ],
     },
 )

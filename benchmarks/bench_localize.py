@@ -24,9 +24,36 @@ from rapnet_loc.geometry import rotation_angle
 from rapnet_loc.io.source import open_source
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.map_builder import KeyframePolicy
-from rapnet_loc.slam.run import build_map, localize_frames, make_estimator, open_map
+from rapnet_loc.slam.run import Localized, build_map, localize_frames, make_estimator, open_map
 
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / '7scenes-redkitchen-seq01-dev'
+
+
+def pose_errors(results: list[Localized], stamps: np.ndarray, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Translation (cm) and rotation (deg) errors (Q,) of every result against the ground truth (``stamps`` (N,)
+    ns, camera-to-world ``poses`` (N, 4, 4)); inf where no pose was found."""
+    gt = dict(zip(stamps.tolist(), poses))
+    t_cm, r_deg = np.full(len(results), np.inf), np.full(len(results), np.inf)
+    for n, r in enumerate(results):
+        if r.estimate is not None:
+            est, ref = r.estimate.T_wc, gt[r.stamp_ns]
+            t_cm[n] = 100 * np.linalg.norm(est[:3, 3] - ref[:3, 3])
+            r_deg[n] = np.degrees(rotation_angle(ref[:3, :3].T @ est[:3, :3]))
+    return t_cm, r_deg
+
+
+def print_errors(results: list[Localized], stamps: np.ndarray, poses: np.ndarray) -> None:
+    """Localized share, median and p90 errors of the localized frames, share within 5 cm / 5 deg of all frames,
+    and the time per frame."""
+    t_cm, r_deg = pose_errors(results, stamps, poses)
+    done = np.isfinite(t_cm)
+    print(f'  localized {done.sum()}/{len(results)} ({100 * done.sum() / max(len(results), 1):.1f} %)')
+    if done.any():
+        print(f'  error: median {np.median(t_cm[done]):.2f} cm / {np.median(r_deg[done]):.2f} deg, '
+              f'p90 {np.percentile(t_cm[done], 90):.1f} cm / {np.percentile(r_deg[done], 90):.1f} deg; '
+              f'within 5 cm / 5 deg: {100 * np.mean((t_cm <= 5) & (r_deg <= 5)):.1f} % of all frames')
+    ms = np.array([r.ms for r in results])
+    print(f'  per frame: median {np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms')
 
 
 def main() -> None:
@@ -50,23 +77,12 @@ def main() -> None:
     with open_source(DATA, args.query_frames) as source:
         results = localize_frames(source, make_estimator(config, source.camera, source.depth_camera, map_file))
         stamps, poses = source.ground_truth()
-    gt = dict(zip(stamps.tolist(), poses))
-    done = [r for r in results if r.estimate is not None]
-    est = np.array([r.estimate.T_wc for r in done]).reshape(-1, 4, 4)
-    ref = np.array([gt[r.stamp_ns] for r in done]).reshape(-1, 4, 4)
-    t_cm = 100 * np.linalg.norm(est[:, :3, 3] - ref[:, :3, 3], axis=1)
-    r_deg = np.degrees(rotation_angle(np.swapaxes(ref[:, :3, :3], 1, 2) @ est[:, :3, :3]))
-    ms = np.array([r.ms for r in results])
     print(f'{platform.processor() or platform.machine()}: 7-Scenes redkitchen, map from frames {args.map_frames}, '
           f'queries {args.query_frames}, {args.features}, {args.place_recognition} place recognition')
     print(f'  command: {sys.executable} {" ".join(sys.argv)}')
     print(f'  map: {len(map_file.map.keyframes)} keyframes, {int((~map_file.map.points.bad).sum())} points, '
           f'built in {build_s:.1f} s')
-    print(f'  localized {len(done)}/{len(results)} ({100 * len(done) / max(len(results), 1):.1f} %)')
-    if done:
-        print(f'  error: median {np.median(t_cm):.2f} cm / {np.median(r_deg):.2f} deg, '
-              f'p90 {np.percentile(t_cm, 90):.1f} cm / {np.percentile(r_deg, 90):.1f} deg')
-    print(f'  per frame: median {np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms')
+    print_errors(results, stamps, poses)
     print(f'  load average during the run: {os.getloadavg()[0]:.2f}')
 
 

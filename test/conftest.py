@@ -3,6 +3,7 @@ synthetic sequence and the front end after tracking it."""
 from pathlib import Path
 
 import pytest
+from landmarkscene import landmark_scene as landmark_scene_in
 from synthscene import OFFICE_CONFIG, office_frames
 
 from rapnet_loc.slam import SlamConfig, System
@@ -39,3 +40,10 @@ def office_mapped(office_sequence):
     poses = [system.process(frame).T_wc for frame in frames]
     assert all(T is not None for T in poses)
     return system, poses
+
+
+@pytest.fixture(scope='session')
+def landmark_scene(tmp_path_factory):
+    """A synthetic bag, its replay map and trajectory, and a VS-Net model trained in the map's frame
+    (``landmarkscene.landmark_scene``)."""
+    return landmark_scene_in(tmp_path_factory.mktemp('landmarks'))

@@ -13,13 +13,14 @@ from rclpy.parameter import Parameter
 from rapnet_loc.features import create_extractor
 from rapnet_loc.nodes.feature_node import FeatureNode
 from rapnet_loc.nodes.frontend_node import FrontendNode
+from rapnet_loc.nodes.landmark_node import LandmarkNode
 from rapnet_loc.nodes.vpr_node import VprNode
 from rapnet_loc.slam.config import SlamConfig
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))
-NODES = {'feature_node': FeatureNode, 'frontend_node': FrontendNode, 'vpr_node': VprNode}
-NODE_OVERRIDES = {'vpr_node': [Parameter('map_file', value=str(REPO / 'test' / 'data' / 'office_v1.map'))]}
+NODES = {'feature_node': FeatureNode, 'frontend_node': FrontendNode, 'vpr_node': VprNode,
+         'landmark_node': LandmarkNode}
 ROS_PARAMETERS = {'use_sim_time'}          # declared by every rclpy node
 LOGIC = (ast.If, ast.For, ast.While, ast.Try, ast.IfExp, ast.BoolOp, ast.Compare, ast.Lambda, ast.comprehension,
          ast.With, ast.Assign, ast.AugAssign, ast.Raise)
@@ -56,12 +57,15 @@ def yaml_presets() -> dict[Path, dict]:
 
 
 @pytest.fixture(scope='module')
-def node_topics():
-    """{node name: set of topic names it subscribes or publishes}, from the real nodes with default parameters."""
+def node_topics(landmark_scene):
+    """{node name: set of topic names it subscribes or publishes}, from the real nodes with default parameters (and
+    the files they need: a map, a VS-Net model)."""
+    overrides = {'vpr_node': [Parameter('map_file', value=str(REPO / 'test' / 'data' / 'office_v1.map'))],
+                 'landmark_node': [Parameter('model', value=str(landmark_scene['model']))]}
     topics = {}
     with ros_session() as context:
         for name, cls in NODES.items():
-            node = cls(context=context, parameter_overrides=NODE_OVERRIDES.get(name, []))
+            node = cls(context=context, parameter_overrides=overrides.get(name, []))
             topics[name] = {e.topic_name for e in (*node.subscriptions, *node.publishers)}
             node.destroy_node()
     return topics

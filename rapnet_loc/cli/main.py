@@ -13,7 +13,7 @@ from rapnet_loc import __version__
 from rapnet_loc.errors import RapnetLocError
 
 SUBCOMMANDS = ('synth', 'replay', 'build-map', 'localize', 'retrieve', 'evaluate', 'demo', 'export-onnx',
-               'train-rapnet', 'train-netvlad')
+               'train-rapnet', 'train-netvlad', 'train-vsnet')
 
 
 def build_parser() -> argparse.ArgumentParser:

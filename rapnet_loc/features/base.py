@@ -106,7 +106,7 @@ class FeatureExtractor(Configurable, ABC):
         """Features of an (H, W, 3) uint8 RGB image (grey (H, W) accepted); empty Features when none are found."""
 
 
-EXTRACTORS: Registry[FeatureExtractor] = Registry('feature extractor', __package__, frozenset({'base', 'matching'}))
+EXTRACTORS: Registry[FeatureExtractor] = Registry('feature extractor', __package__, frozenset({'base', 'matching', 'xfeat_net'}))
 register = EXTRACTORS.register
 available_extractors = EXTRACTORS.available
 extractor_class = EXTRACTORS.get

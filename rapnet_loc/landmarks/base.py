@@ -72,8 +72,9 @@ class PoseEstimator(Configurable, ABC):
         when none is found."""
 
 
-ESTIMATORS: Registry[PoseEstimator] = Registry('pose estimator', __package__,
-                                               modules={'map': 'rapnet_loc.slam.localizer'})
+ESTIMATORS: Registry[PoseEstimator] = Registry(
+    'pose estimator', __package__, modules={'map': 'rapnet_loc.slam.localizer'},
+    helpers=frozenset({'base', 'network', 'surface', 'targets', 'train', 'voting'}))
 register = ESTIMATORS.register
 
 

