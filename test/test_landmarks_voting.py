@@ -13,6 +13,7 @@ from rapnet_loc.errors import ConfigError
 from rapnet_loc.geometry import rotation_angle
 from rapnet_loc.landmarks.voting import VotingConfig, intersect_votes, solve_pose
 
+MIN_SEGMENT = 20  # segments of the test scene smaller than this are dropped (the default, 5, is for network grids)
 K = np.array([[525.0, 0, 320], [0, 525.0, 240], [0, 0, 1]])
 WIDTH, HEIGHT = 160, 120
 # landmark id: (segment centre, radius (px), true landmark position); id 7 lies outside the image
@@ -65,7 +66,7 @@ def voting_scene():
         away[:n_consistent] *= -1
         parts.append((xy, away, i))
     small = disk((140, 60), 2.4)  # 17 pixels with perfect votes: below min_segment
-    assert len(small) < VotingConfig().min_segment
+    assert len(small) < MIN_SEGMENT
     parts.append((small, votes_at(small, (141, 61), rng, noise_deg=0.0, outliers=0.0), 24))
     return (*to_torch(parts, rng), point)
 
@@ -74,7 +75,7 @@ def test_intersect_votes_finds_the_landmarks_and_drops_unsupported_segments(voti
     """Every landmark within 0.5 px (one outside the image) despite 50 % outlier votes; random, too weakly
     supported (4 < min_votes) and too small segments are dropped; exactly min_votes consistent votes suffice."""
     xy, votes, segment, point = voting_scene
-    cfg = VotingConfig()
+    cfg = VotingConfig(min_segment=MIN_SEGMENT)
     found = intersect_votes(xy, votes, segment, cfg, torch.Generator().manual_seed(0))
     assert found.ids.tolist() == sorted(LANDMARKS) + [21]
     truth = np.array([LANDMARKS[i][2] for i in found.ids[:-1]] + [point])
@@ -88,7 +89,7 @@ def test_intersect_votes_finds_the_landmarks_and_drops_unsupported_segments(voti
 
 def test_intersect_votes_is_deterministic_given_the_generator(voting_scene):
     xy, votes, segment, _ = voting_scene
-    cfg = VotingConfig(hypotheses=64)
+    cfg = VotingConfig(hypotheses=64, min_segment=MIN_SEGMENT)
     a, b = (intersect_votes(xy, votes, segment, cfg, torch.Generator().manual_seed(5)) for _ in range(2))
     assert np.array_equal(a.ids, b.ids) and np.array_equal(a.points, b.points) and np.array_equal(a.votes, b.votes)
     empty = intersect_votes(xy[:0], votes[:0], segment[:0], cfg)
