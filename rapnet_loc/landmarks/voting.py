@@ -75,7 +75,7 @@ class VotingConfig:
         min_votes: landmarks with fewer refining votes are dropped.
         min_segment: segments with fewer pixels are dropped before voting (``vsnet``: cells of the network's
             output grid, 8 x 8 pixels of a 640 x 480 image; 5 was chosen on the training frames of a synthetic
-            scene, where 20 dropped every landmark farther than about 2 m).
+            scene, where with 20 landmarks a few metres away covered too few cells and were dropped).
         reprojection_px: RANSAC PnP inlier threshold (pixels), also the inlier test of the refinement.
         pnp_iterations: RANSAC PnP iterations.
         min_correspondences: no pose with fewer landmarks, or fewer inliers.
