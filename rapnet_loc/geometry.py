@@ -106,3 +106,11 @@ def find_chain(transforms: dict[tuple[str, str], np.ndarray], parent: str, child
                 queue.append((nxt, T @ step))
     raise TopicError(f'no chain of static transforms from {parent!r} to {child!r}; '
                      f'frames known: {", ".join(sorted(edges)) or "none"}')
+
+
+def scaled_intrinsics(K: np.ndarray, scale: float) -> np.ndarray:
+    """(3, 3) intrinsics of an image whose pixels are ``scale`` times those of ``K``'s image (pixel centres at
+    integer coordinates: a pixel's centre x maps to (x + 0.5) / scale - 0.5)."""
+    out = np.diag([1 / scale, 1 / scale, 1.0]) @ np.asarray(K, np.float64)
+    out[:2, 2] += 0.5 / scale - 0.5
+    return out

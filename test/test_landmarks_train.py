@@ -8,7 +8,8 @@ from test_landmarks_surface import intrinsics, plane_depth, pose, rotation
 
 from rapnet_loc.landmarks.surface import build_landmarks
 from rapnet_loc.landmarks.targets import direction_map, landmark_projections, render_labels
-from rapnet_loc.landmarks.train import VSNetTrainConfig, scaled_intrinsics, warped
+from rapnet_loc.geometry import scaled_intrinsics
+from rapnet_loc.landmarks.train import VSNetTrainConfig, warped
 
 STRIDE = 4
 SHAPE = (96, 128)

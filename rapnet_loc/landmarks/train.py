@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError, DatasetError
+from rapnet_loc.geometry import scaled_intrinsics
 from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.io.source import RGBDSource, open_source
 from rapnet_loc.io.trajectory import interpolate_poses, read_tum
@@ -121,14 +122,6 @@ class VSNetTrainResult:
     model: Path
     state: Path
     num_landmarks: int
-
-
-def scaled_intrinsics(K: np.ndarray, scale: float) -> np.ndarray:
-    """(3, 3) intrinsics of an image whose pixels are ``scale`` times those of ``K``'s image (pixel centres at
-    integer coordinates: a pixel's centre x maps to (x + 0.5) / scale - 0.5)."""
-    out = np.diag([1 / scale, 1 / scale, 1.0]) @ np.asarray(K, np.float64)
-    out[:2, 2] += 0.5 / scale - 0.5
-    return out
 
 
 def image_size(width: int, height: int, image_width: int) -> tuple[int, int]:

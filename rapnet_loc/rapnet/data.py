@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rapnet_loc.errors import DatasetError
+from rapnet_loc.geometry import scaled_intrinsics
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.rapnet.preprocess import normalize, resize_max_edge
 
@@ -59,8 +60,7 @@ def load_frames(path: str | Path, first: int, last: int, stride: int, max_edge: 
             continue
         small = resize_max_edge(frame.color, max_edge)
         scale = frame.color.shape[1] / small.shape[1]
-        K = np.diag([1 / scale, 1 / scale, 1.0]) @ folder.K
-        K[:2, 2] += 0.5 / scale - 0.5
+        K = scaled_intrinsics(folder.K, scale)
         depth = register_depth(frame.depth, folder.K_depth, folder.K, small.shape[:2], scale)
         frames.append(TrainFrame(frame.index, normalize(small, 'torch'), depth, K, poses[n]))
     if len(frames) < 2:
