@@ -116,6 +116,10 @@ def test_bad_models_are_clear_errors(landmark_scene, tmp_path):
     torch.save({'model': {}}, other)
     with pytest.raises(ConfigError, match='is not a VS-Net model'):
         create_estimator('vsnet', {'model': str(other)}, scene)
+    partial = tmp_path / 'partial.pt'
+    torch.save({key: value for key, value in record.items() if key != 'config'}, partial)
+    with pytest.raises(ConfigError, match="partial.pt lacks part of its record .*'config'"):
+        create_estimator('vsnet', {'model': str(partial)}, scene)
     with pytest.raises(ConfigError, match='VS-Net model not found: nowhere'):
         create_estimator('vsnet', {'model': 'nowhere'}, scene)
     with pytest.raises(ConfigError, match='min_segment'):

@@ -76,16 +76,22 @@ def load_model(path: str | Path) -> LandmarkModel:
     if record.get('version') != MODEL_VERSION:
         raise ConfigError(f'VS-Net model {path} has version {record.get("version")}; this rapnet_loc reads version '
                           f'{MODEL_VERSION}: retrain it with `rapnet-loc train-vsnet`')
-    config, landmarks = record['config'], record['landmarks'].numpy()
+    try:
+        config, landmarks, state = dict(record['config']), record['landmarks'].numpy(), record['state_dict']
+        embedding_dim, width = int(config['embedding_dim']), int(config['image_width'])
+        backbone = str(config['backbone'])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f'VS-Net model {path} lacks part of its record ({type(exc).__name__}: {exc}): it is '
+                          f'damaged or was not written by rapnet-loc train-vsnet') from None
     if landmarks.ndim != 2 or landmarks.shape[1] != 3 or not np.isfinite(landmarks).all():
         raise ConfigError(f'VS-Net model {path}: landmarks must be a finite (N, 3) array, got {landmarks.shape}')
-    net = VSNet(len(landmarks), config['embedding_dim'], config['backbone'], pretrained=False)
+    net = VSNet(len(landmarks), embedding_dim, backbone, pretrained=False)
     try:
-        net.load_state_dict(record['state_dict'], strict=True)
+        net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ConfigError(f'VS-Net model {path} does not fit its {len(landmarks)} landmarks and '
-                          f'{config["backbone"]!r} backbone: {str(exc).splitlines()[-1].strip()}') from None
-    return LandmarkModel(net.eval(), landmarks, int(config['image_width']))
+                          f'{backbone!r} backbone: {str(exc).splitlines()[-1].strip()}') from None
+    return LandmarkModel(net.eval(), landmarks, width)
 
 
 @register('vsnet')
