@@ -126,6 +126,23 @@ def test_bad_models_are_clear_errors(landmark_scene, tmp_path):
         create_estimator('vsnet', {'model': str(landmark_scene['model']), 'min_segment': 0}, scene)
 
 
+def test_model_of_another_frame_is_refused_on_a_map(landmark_scene, tmp_path, capsys):
+    """On the map it was trained for (the replay's poses) the model is used; the same landmarks 1 m and 90 deg away
+    (a model trained on another frame's poses, or another scene) are refused with a message, not used."""
+    out = tmp_path / 'poses.tum'
+    assert main(['localize', str(landmark_scene['map']), str(landmark_scene['bag']), '--estimator', 'vsnet',
+                 '--model', str(landmark_scene['model']), '--out', str(out)]) == 0
+    assert len(read_tum(out)) > 0
+    record = torch.load(landmark_scene['model'], weights_only=True)
+    turn = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=record['landmarks'].dtype)
+    moved = tmp_path / 'moved.pt'
+    torch.save({**record, 'landmarks': record['landmarks'] @ turn.T + torch.tensor([1.0, 0, 0])}, moved)
+    capsys.readouterr()
+    assert main(['localize', str(landmark_scene['map']), str(landmark_scene['bag']), '--estimator', 'vsnet',
+                 '--model', str(moved), '--out', str(out)]) == 2
+    assert 'belongs to another scene or to another frame' in capsys.readouterr().err
+
+
 def test_query_without_landmarks_gives_no_pose(landmark_scene):
     with open_source(landmark_scene['bag']) as source:
         camera = source.camera

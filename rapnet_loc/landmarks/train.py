@@ -70,7 +70,9 @@ class VSNetTrainConfig:
         frames, stride: range of each source (``FIRST:LAST``: 7-Scenes file numbers or seconds of a bag, either
             side may be empty; None: all) and the step between the frames used.
         voxel, seed_resolution, min_points, depth_max: scene landmarks (``surface.build_landmarks``).
-        batch, steps, lr, seed, checkpoint_every: optimisation (Adam) and training state period.
+        batch, steps, lr, seed, checkpoint_every: optimisation (Adam) and training state period. ``steps``
+            4500 was chosen on the 7-Scenes dev split (BENCHMARKS.md, session 17: 2000 / 3300 / 4500 / 6000 steps
+            localized 34 / 38 / 40 / 37 % of the queries); about 18 min on 2 CPU cores at the default size.
         vote_weight, margin, negatives: the loss (``network.vsnet_loss``).
         jitter: largest relative brightness and contrast change of a training image.
         warp_scale, warp_rotation, warp_shift: largest zoom factor - 1 (in or out), roll (degrees) and shift
@@ -90,7 +92,7 @@ class VSNetTrainConfig:
     min_points: int = 30
     depth_max: float = 6.0
     batch: int = 4
-    steps: int = 2000
+    steps: int = 4500
     lr: float = 1e-3
     seed: int = 0
     checkpoint_every: int = 100

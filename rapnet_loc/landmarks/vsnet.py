@@ -11,6 +11,10 @@ than ``min_correspondences`` pairs or inliers is "no pose". Depth is not used: q
 The ``model`` option is a file path or the name of a model in ``models/`` (``NAME`` for ``models/NAME.pt``). The
 image is shrunk to the model's training width; the query camera's intrinsics (``Scene.camera``) turn the landmark
 positions into a pose, so another camera of similar field of view can be used.
+
+With a map (``localize MAP --estimator vsnet``, the front end's landmark priors) the poses must be in the map's frame:
+the estimator refuses a model whose landmarks do not lie on the map's surfaces (``check_map_frame``), which is what a
+model of another scene, or one trained on poses of another frame (ground truth for a map of a replay), looks like.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.io.types import RGBDFrame
@@ -30,15 +35,39 @@ from rapnet_loc.landmarks.train import MODEL_FORMAT, MODEL_VERSION, grid_shape, 
 from rapnet_loc.landmarks.voting import VotingConfig, intersect_votes, solve_pose
 from rapnet_loc.rapnet.weights import model_dirs
 from rapnet_loc.slam.camera import Camera
+from rapnet_loc.slam.map import Map
 from rapnet_loc.vpr.backbones import resized
 
 
 class LandmarkModel:
-    """A trained VS-Net for one scene: ``net`` (eval mode), ``landmarks`` (N, 3) world positions of ids 1..N and
-    the training image width ``image_width``."""
+    """A trained VS-Net for one scene: ``net`` (eval mode), ``landmarks`` (N, 3) world positions of ids 1..N, the
+    training image width ``image_width`` and the landmark spacing ``seed_resolution`` (metres)."""
 
-    def __init__(self, net: VSNet, landmarks: np.ndarray, image_width: int):
+    def __init__(self, net: VSNet, landmarks: np.ndarray, image_width: int, seed_resolution: float):
         self.net, self.landmarks, self.image_width = net, landmarks, image_width
+        self.seed_resolution = seed_resolution
+
+
+# share of a map's points that must lie within one landmark spacing of a landmark. A map and a model built from the
+# same posed frames put nearly all its points there, a copy turned and moved by a metre almost none; landmarks cover
+# the surfaces densely, so offsets of a few decimetres still pass. The check is for another scene or frame, and it
+# leaves room for depth noise far from the camera.
+MAP_POINTS_NEAR = 0.5
+
+
+def check_map_frame(model: LandmarkModel, slam_map: Map, where: str) -> None:
+    """Raise ``ConfigError`` unless at least ``MAP_POINTS_NEAR`` of the (good) points of ``slam_map`` lie within
+    ``model.seed_resolution`` of a landmark; a map of fewer than 20 points is not judged."""
+    points = slam_map.points.positions[~slam_map.points.bad]
+    if len(points) < 20:
+        return
+    distance, _ = cKDTree(model.landmarks).query(points, distance_upper_bound=model.seed_resolution)
+    near = float(np.isfinite(distance).mean())
+    if near < MAP_POINTS_NEAR:
+        raise ConfigError(f'{where}: only {near:.0%} of the map\'s points lie within {model.seed_resolution:g} m of a '
+                          f'landmark of the VS-Net model: it belongs to another scene or to another frame. Train it '
+                          f'on the poses of the run that saved the map (rapnet-loc train-vsnet ... --poses '
+                          f'RUN/trajectory.tum)')
 
 
 def model_path(name: str) -> Path:
@@ -79,7 +108,7 @@ def load_model(path: str | Path) -> LandmarkModel:
     try:
         config, landmarks, state = dict(record['config']), record['landmarks'].numpy(), record['state_dict']
         embedding_dim, width = int(config['embedding_dim']), int(config['image_width'])
-        backbone = str(config['backbone'])
+        backbone, seed_resolution = str(config['backbone']), float(config['seed_resolution'])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f'VS-Net model {path} lacks part of its record ({type(exc).__name__}: {exc}): it is '
                           f'damaged or was not written by rapnet-loc train-vsnet') from None
@@ -91,19 +120,26 @@ def load_model(path: str | Path) -> LandmarkModel:
     except RuntimeError as exc:
         raise ConfigError(f'VS-Net model {path} does not fit its {len(landmarks)} landmarks and '
                           f'{backbone!r} backbone: {str(exc).splitlines()[-1].strip()}') from None
-    return LandmarkModel(net.eval(), landmarks, width)
+    return LandmarkModel(net.eval(), landmarks, width, seed_resolution)
 
 
 @register('vsnet')
 class VSNetEstimator(PoseEstimator):
-    """VS-Net landmark voting (see the module doc); needs no map, only the ``model``."""
+    """VS-Net landmark voting (see the module doc); needs no map, only the ``model``.
+
+    Raises:
+        ConfigError: no or a bad model, bad voting options, or a model that does not fit ``scene.map_file``.
+    """
 
     default_conf = {'model': '', 'seed': 0, **{f.name: f.default for f in fields(VotingConfig)}}
 
     def __init__(self, conf: dict | None, scene: Scene):
         super().__init__(conf, scene)
         self.voting = VotingConfig(**{f.name: self.conf[f.name] for f in fields(VotingConfig)})
-        self.model = load_model(model_path(self.conf['model']))
+        path = model_path(self.conf['model'])
+        self.model = load_model(path)
+        if scene.map_file is not None:
+            check_map_frame(self.model, scene.map_file.map, f'VS-Net model {path} on map {scene.map_file.path}')
         self.camera = Camera.from_info(scene.camera)
         self.last_landmarks = 0
 
