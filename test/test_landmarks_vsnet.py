@@ -7,6 +7,7 @@ import numpy as np
 import plugins  # noqa: F401 (registers test_never_recognizes)
 import pytest
 import torch
+from landmarkscene import NO_CHALLENGES
 
 from rapnet_loc.cli.main import main
 from rapnet_loc.errors import ConfigError, DatasetError
@@ -16,6 +17,7 @@ from rapnet_loc.io.types import RGBDFrame
 from rapnet_loc.landmarks import Scene, create_estimator
 from rapnet_loc.landmarks.train import VSNetTrainConfig, train_vsnet
 from rapnet_loc.slam.run import localize_frames, open_map, replay
+from rapnet_loc.synth import generate
 from rapnet_loc.synth.frames import write_training_folder
 
 TINY = dict(image_width=64, steps=4, checkpoint_every=2, seed_resolution=0.4, batch=2, stride=5)
@@ -141,6 +143,17 @@ def test_model_of_another_frame_is_refused_on_a_map(landmark_scene, tmp_path, ca
     assert main(['localize', str(landmark_scene['map']), str(landmark_scene['bag']), '--estimator', 'vsnet',
                  '--model', str(moved), '--out', str(out)]) == 2
     assert 'belongs to another scene or to another frame' in capsys.readouterr().err
+
+
+def test_frames_of_another_scene_give_no_pose(landmark_scene, tmp_path):
+    """Without a map there is nothing to check the model against: views of an office, given to the home's model,
+    find too few landmarks that agree, and get no pose rather than a wrong one."""
+    office = generate(tmp_path, scene='office', sequences=1, frames=10, width=320, height=240, compression='none',
+                      challenges=NO_CHALLENGES, progress=False).bags[0]
+    with open_source(office) as source:
+        estimator = create_estimator('vsnet', {'model': str(landmark_scene['model'])}, Scene(source.camera))
+        results = localize_frames(source, estimator)
+    assert len(results) >= 5 and all(res.estimate is None for res in results)
 
 
 def test_query_without_landmarks_gives_no_pose(landmark_scene):
