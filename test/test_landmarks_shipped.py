@@ -1,5 +1,5 @@
-"""The shipped VS-Net model of 7-Scenes redkitchen (models/vsnet_redkitchen.pt): found by name, with landmarks on
-that scene's surfaces, and it localizes frames of the scene (frames it was trained on: it saw all 500 dev frames)."""
+"""The shipped VS-Net model of 7-Scenes redkitchen (models/vsnet_redkitchen.pt): found by name, and it localizes
+frames of the scene in the dataset's frame (frames it was trained on: it saw all 500 dev frames)."""
 import numpy as np
 
 from rapnet_loc.geometry import rotation_angle
