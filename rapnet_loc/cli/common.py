@@ -1,5 +1,6 @@
 """Arguments that subcommands share: those over an RGB-D source (``replay``, ``build-map``, ``localize``,
-``retrieve``) and the flags of a training configuration dataclass (``train-rapnet``, ``train-netvlad``)."""
+``retrieve``) and the flags of a training run and its configuration dataclass (``train-rapnet``, ``train-netvlad``,
+``train-vsnet``)."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +47,13 @@ def add_config_flags(p: argparse.ArgumentParser, config: type, helps: dict[str, 
         if field.name in choices:
             kwargs['choices'] = choices[field.name]
         p.add_argument(f'--{field.name.replace("_", "-")}', **kwargs)
+
+
+def add_run_flags(p: argparse.ArgumentParser, state_file: str) -> None:
+    """``--resume`` (continue from the training state ``state_file``, as the help names it) and ``--no-progress``,
+    the flags every trainer takes beside its configuration's."""
+    p.add_argument('--resume', action='store_true', help=f'continue from {state_file} when present')
+    p.add_argument('--no-progress', action='store_true', help='hide the progress bars')
 
 
 def config_from_args(config: type, args: argparse.Namespace) -> Any:

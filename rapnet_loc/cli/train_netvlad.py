@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from rapnet_loc.cli.common import add_config_flags, config_from_args
+from rapnet_loc.cli.common import add_config_flags, add_run_flags, config_from_args
 from rapnet_loc.vpr.train import NetVLADTrainConfig, train_netvlad
 
 _TYPES = {'last': int}
@@ -41,8 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                 'together')
     parser.add_argument('--out', required=True, help='output folder')
     add_config_flags(parser, NetVLADTrainConfig, _HELP, _TYPES)
-    parser.add_argument('--resume', action='store_true', help='continue from OUT/train_state.pt when present')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
+    add_run_flags(parser, 'OUT/train_state.pt')
     return parser
 
 

@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from rapnet_loc.cli.common import add_config_flags, config_from_args
+from rapnet_loc.cli.common import add_config_flags, add_run_flags, config_from_args
 from rapnet_loc.rapnet.train import BASE_LOSSES, REPEAT_LOSSES, STAGES, TrainConfig, train
 
 LOG = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument('--out', required=True, help='output folder')
     add_config_flags(parser, TrainConfig, _HELP, _TYPES, _LISTS,
                      {'stage': STAGES, 'loss': BASE_LOSSES, 'repeat_loss': tuple(REPEAT_LOSSES)})
-    parser.add_argument('--resume', action='store_true', help='continue from OUT/train_state.pt when present')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    add_run_flags(parser, 'OUT/train_state.pt')
     return parser
 
 

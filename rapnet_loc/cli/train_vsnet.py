@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from rapnet_loc.cli.common import add_config_flags, config_from_args
+from rapnet_loc.cli.common import add_config_flags, add_run_flags, config_from_args
 from rapnet_loc.landmarks.train import VSNetTrainConfig, train_vsnet
 
 _TYPES = {'frames': str}
@@ -40,8 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument('data', nargs='+', help='OpenLORIS-style bags or 7-Scenes-style frame folders of one scene')
     parser.add_argument('--out', required=True, metavar='MODEL', help='model file to write (.pt)')
     add_config_flags(parser, VSNetTrainConfig, _HELP, _TYPES)
-    parser.add_argument('--resume', action='store_true', help='continue from MODEL.train_state.pt when present')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
+    add_run_flags(parser, 'MODEL.train_state.pt')
     return parser
 
 
