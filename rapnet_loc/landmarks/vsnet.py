@@ -18,6 +18,7 @@ model of another scene, or one trained on poses of another frame (ground truth f
 """
 from __future__ import annotations
 
+import functools
 import pickle
 import zipfile
 from dataclasses import fields
@@ -90,12 +91,24 @@ def model_path(name: str) -> Path:
 
 
 def load_model(path: str | Path) -> LandmarkModel:
-    """The VS-Net model in ``path`` (written by ``rapnet_loc.landmarks.train``).
+    """The VS-Net model in ``path`` (written by ``rapnet_loc.landmarks.train``). A file is read once while it is
+    unchanged (same size and modification time): a node that checks its model at start-up and the estimator it
+    makes later share one model, which nothing modifies.
 
     Raises:
         ConfigError: unreadable or truncated file, not a VS-Net model, another version, or tensors that do not
             fit its landmark count or backbone (the message names the file and what is wrong).
     """
+    try:
+        stat = Path(path).stat()
+    except OSError as exc:
+        raise ConfigError(f'cannot read VS-Net model {path}: {exc.strerror}') from None
+    return _read_model(Path(path).resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_model(path: Path, mtime_ns: int, size: int) -> LandmarkModel:
+    """``load_model`` of the file ``path`` at that modification time and size (the cache key)."""
     try:
         record = torch.load(path, map_location='cpu', weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:

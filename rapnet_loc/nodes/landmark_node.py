@@ -48,7 +48,8 @@ class LandmarkNode(PoseNode):
             raise ConfigError('landmark_node needs a VS-Net model: set the model parameter (a file from rapnet-loc '
                               'train-vsnet, or the name of one in models/)')
         path = model_path(self.params['model'])
-        landmarks = len(load_model(path).landmarks)     # a bad model is an error at start-up, not per image
+        # a bad model is an error at start-up, not per image; the estimator reuses the model read here
+        landmarks = len(load_model(path).landmarks)
         self.get_logger().info(f'localizing {self.sub.topic_name} with VS-Net model {path} ({landmarks} landmarks)')
 
     def make_estimator(self, camera: CameraInfo) -> VSNetEstimator:
