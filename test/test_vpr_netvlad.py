@@ -190,3 +190,15 @@ def test_ranks_nearby_7scenes_frames_first(shared_data):
     hits = [int(recognizer.query(recognizer.describe(View(None, images[index])), 1).ids[0]) in
             (index - 10, index + 10) for index in range(10, 190, 20)]
     assert sum(hits) >= 7, hits
+
+
+def test_presets_set_the_authors_options_and_ours_is_the_default():
+    """The default preset, ``storage-ransac``, is ``storage`` with RANSAC scoring; every preset re-ranks 100
+    keyframes, as the authors do; a setting given explicitly overrides its preset's."""
+    default, storage = create_recognizer('patchnetvlad'), create_recognizer('patchnetvlad', {'preset': 'storage'})
+    assert default.conf['preset'] == 'storage-ransac'
+    assert (default.conf['scoring'], storage.conf['scoring']) == ('ransac', 'rapid')
+    assert default.patch_sizes == storage.patch_sizes == (5,) and default.conf['num_pcs'] == 128
+    assert default.conf['shortlist'] == storage.conf['shortlist'] == 100
+    speed = create_recognizer('patchnetvlad', {'preset': 'speed', 'scoring': 'ransac', 'shortlist': 7})
+    assert (speed.conf['num_pcs'], speed.conf['scoring'], speed.conf['shortlist']) == (512, 'ransac', 7)

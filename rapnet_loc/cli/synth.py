@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rapnet_loc.synth import SCENES, Challenges, generate
 from rapnet_loc.synth.bag import COMPRESSIONS
+from rapnet_loc.synth.path import PATH_STYLES
 from rapnet_loc.synth.frames import write_training_folder
 
 LOG = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument('--height', type=int, default=480, help='image height')
     parser.add_argument('--seed', type=int, default=0, help='random seed (same seed, same bytes)')
     parser.add_argument('--compression', default='bz2', help=f'bag chunk compression: {", ".join(COMPRESSIONS)}')
+    parser.add_argument('--path', default='explore', choices=PATH_STYLES,
+                        help='robot path: explore = routes to far goals (nearly straight in 10 s); loop = laps '
+                             'through the start that turn and, from about 20 s on, close loops and revisit places')
     parser.add_argument('--people', type=int, default=_DEFAULTS.people, help='walking people per sequence')
     for name, text in _SWITCHES.items():
         parser.add_argument(f'--{name.replace("_", "-")}', dest=name, action=argparse.BooleanOptionalAction,
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         people=args.people, **{name: getattr(args, name) for name in _SWITCHES})
     summary = generate(args.out, scene=args.scene, sequences=args.sequences, frames=args.frames,
                        width=args.width, height=args.height, seed=args.seed, challenges=challenges,
-                       compression=args.compression, progress=not args.no_progress)
+                       compression=args.compression, progress=not args.no_progress, path=args.path)
     for path in summary.bags:
         print(path)
     print(summary.gt_path)

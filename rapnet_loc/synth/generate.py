@@ -26,7 +26,7 @@ from rapnet_loc.synth.camera import camera_for_size
 from rapnet_loc.synth.challenges import EXPOSURE_S, Challenges, Illumination, expose, exposure_flow, motion_blur
 from rapnet_loc.synth.layout import sequence_things
 from rapnet_loc.synth.output import ground_truth_path, write_calibration, write_ground_truth
-from rapnet_loc.synth.path import BaseTrajectory, plan_trajectory
+from rapnet_loc.synth.path import PATH_STYLES, BaseTrajectory, plan_trajectory
 from rapnet_loc.synth.people import Person, plan_people
 from rapnet_loc.synth.render import Frame, Renderer, bake_light_maps
 from rapnet_loc.synth.robot import Robot, wheel_odometry
@@ -40,6 +40,7 @@ FPS = 30.0
 MIN_DEPTH_M, MAX_DEPTH_M = 0.2, 10.0       # D400-like valid depth range; outside it depth is 0
 EPOCH_NS = 1_560_000_000 * 10**9            # June 2019, when OpenLORIS-Scene was recorded
 DAY_NS = 86_400 * 10**9
+ILL_POSED_SPREAD = 0.05     # second over first singular value of a path's positions below which it is a line
 
 
 @dataclass
@@ -98,13 +99,14 @@ class SequenceWorld:
 
     Args:
         spec: scene; robot: its robot; seq: 1-based sequence number; frames: frame count.
-        challenges, seed: as for ``generate``; textures, renderer: shared by all sequences.
+        challenges, seed, path: as for ``generate``; textures, renderer: shared by all sequences.
         revisit: path of an earlier sequence (of as many frames); this one starts at a random pose of it within
             its frames (when free there), as a robot coming back to a place it has seen.
     """
 
     def __init__(self, spec: SceneSpec, robot: Robot, seq: int, frames: int, challenges: Challenges, seed: int,
-                 textures: TextureBank, renderer: Renderer, revisit: BaseTrajectory | None = None):
+                 textures: TextureBank, renderer: Renderer, revisit: BaseTrajectory | None = None,
+                 path: str = 'explore'):
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, seq]).spawn(6)]
         self.spec, self.robot, self.challenges = spec, robot, challenges
         self.textures, self.renderer = textures, renderer
@@ -118,7 +120,7 @@ class SequenceWorld:
             xy, yaw, _, _ = revisit.sample(np.array([rngs[1].uniform(0.0, duration)]))
             start = (xy[0], float(yaw[0]))
         self.trajectory: BaseTrajectory = plan_trajectory(self.world.free, robot.clearance_m, duration, rngs[1],
-                                                          start)
+                                                          start, path)
         self.people: list[Person] = plan_people(challenges.people, self.world.free, self.trajectory,
                                                 robot.T_base_color, self.frame_t, len(self.world.labels) + 1, rngs[2])
         self.labels = self.world.labels + [p.label for p in self.people]
@@ -204,9 +206,17 @@ def _write_sequence(seq_world: SequenceWorld, path: Path, compression: str, bar:
     return stamps, render_s
 
 
+def path_spread(positions: np.ndarray) -> float:
+    """Second over first singular value of the centred positions (N, 3): near 0 for a path along a line, on which
+    an alignment by positions alone (the OpenLORIS evaluator's) cannot fix the rotation about that line."""
+    centred = np.asarray(positions, float) - np.mean(positions, axis=0)
+    s = np.linalg.svd(centred, compute_uv=False)
+    return float(s[1] / s[0]) if s[0] > 1e-9 else 0.0
+
+
 def generate(out_dir: str | os.PathLike, scene: str = 'home', sequences: int = 2, frames: int = 300,
              width: int = 848, height: int = 480, seed: int = 0, challenges: Challenges = Challenges(),
-             compression: str = 'bz2', progress: bool = True) -> SynthSummary:
+             compression: str = 'bz2', progress: bool = True, path: str = 'explore') -> SynthSummary:
     """Generate ``sequences`` sequences of ``frames`` frames of scene ``scene`` into ``out_dir``.
 
     Args:
@@ -217,8 +227,13 @@ def generate(out_dir: str | os.PathLike, scene: str = 'home', sequences: int = 2
         challenges: which difficulties to include.
         compression: bag chunk compression, ``bz2`` (as OpenLORIS), ``lz4`` or ``none``.
         progress: show a tqdm progress bar.
+        path: robot path style (``rapnet_loc.synth.path.PATH_STYLES``): ``explore``, routes to far goals (nearly
+            straight in 10 s); ``loop``, laps through the start that turn and, from about 20 s on, close loops.
+            A sequence whose camera path is nearly a line (``path_spread`` under ``ILL_POSED_SPREAD``) is logged
+            as a warning: the OpenLORIS alignment of its trajectory is ill-posed.
     Raises:
-        ConfigError: invalid argument (unknown scene or compression, non-positive counts or sizes, bad seed).
+        ConfigError: invalid argument (unknown scene, compression or path style, non-positive counts or sizes,
+            bad seed).
     """
     started = time.perf_counter()
     sequences = _positive_int('number of sequences', sequences)
@@ -226,6 +241,8 @@ def generate(out_dir: str | os.PathLike, scene: str = 'home', sequences: int = 2
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f'seed must be a non-negative integer, got {seed!r}')
     check_compression(compression)
+    if path not in PATH_STYLES:
+        raise ConfigError(f'unknown robot path style {path!r}; choose one of: {", ".join(PATH_STYLES)}')
     if not isinstance(challenges, Challenges):
         raise ConfigError(f'challenges must be a Challenges instance, got {type(challenges).__name__}')
     spec = scene_spec(scene, challenges)
@@ -240,18 +257,24 @@ def generate(out_dir: str | os.PathLike, scene: str = 'home', sequences: int = 2
     revisit = None          # sequences 2.. start somewhere on the path of sequence 1
     with tqdm(total=sequences * frames, desc=f'synth {scene}', unit='frame', disable=not progress) as bar:
         for seq in range(1, sequences + 1):
-            seq_world = SequenceWorld(spec, robot, seq, frames, challenges, int(seed), textures, renderer, revisit)
+            seq_world = SequenceWorld(spec, robot, seq, frames, challenges, int(seed), textures, renderer, revisit,
+                                      path)
             revisit = seq_world.trajectory if revisit is None else revisit
-            path = bag_path(out_dir, scene, seq)
-            stamps, render_s = _write_sequence(seq_world, path, compression, bar)
+            bag = bag_path(out_dir, scene, seq)
+            stamps, render_s = _write_sequence(seq_world, bag, compression, bar)
             T_world_base = seq_world.trajectory.poses(seq_world.frame_t)
-            summary.bags.append(path)
-            summary.sequences.append(SequenceSummary(seq, path, stamps, T_world_base,
-                                                     T_world_base @ robot.T_base_color, seq_world.labels,
+            T_world_cam = T_world_base @ robot.T_base_color
+            summary.bags.append(bag)
+            summary.sequences.append(SequenceSummary(seq, bag, stamps, T_world_base, T_world_cam, seq_world.labels,
                                                      seq_world.moved))
             summary.render_s += render_s
-            LOG.info('%s: %d frames, %d people, moved: %s', path, frames, len(seq_world.people),
+            LOG.info('%s: %d frames, %d people, moved: %s', bag, frames, len(seq_world.people),
                      ', '.join(seq_world.moved) or 'nothing')
+            if (spread := path_spread(T_world_cam[:, :3, 3])) < ILL_POSED_SPREAD:
+                LOG.warning('%s: the camera path is nearly a straight line (second singular value %.1f %% of the '
+                            'first): an alignment by positions alone, as the OpenLORIS evaluator does, leaves the '
+                            'rotation about it undetermined and the correct rate meaningless; use more frames or '
+                            '--path loop', bag, 100 * spread)
     write_ground_truth(summary.gt_path, scene, {s.seq: (s.stamps_ns, s.T_world_base) for s in summary.sequences})
     write_calibration(summary.calibration_path, scene, robot, camera, sequences)
     summary.total_s = time.perf_counter() - started

@@ -1,8 +1,20 @@
 """Smooth planar robot paths through free space, timed with speed, curvature and acceleration limits.
 
-Planning: the robot drives to random far goals in free space along cheapest grid routes (``skimage.graph``) that
-prefer roomy cells; line-of-sight shortcuts (segments clear by ``clearance + WAYPOINT_MARGIN_M``) turn each route
-into waypoints. Corners sharper than ``MAX_SMOOTH_TURN`` (and any corner whose rounded curve
+Planning, by path style (``PATH_STYLES``):
+
+- ``loop``: the robot drives laps that start and end at its start point, as OpenLORIS robots drive
+  rounds through a room: each lap is a quadrilateral (a rectangle of random aspect and orientation with jittered
+  corners, its edges clear by ``clearance + WAYPOINT_MARGIN_M``) whose perimeter is what the robot covers in the
+  sequence at ``LOOP_SPEED``, within ``LOOP_PERIMETER_M``; a long sequence drives several laps, each a new
+  quadrilateral through the start, so it closes loops and revisits places. A 300-frame (10 s) sequence turns at
+  one or two corners (a lap's 360 deg of turning alone takes over 10 s at ``OMEGA_MAX``); laps close from about
+  20 s on. Where no lap fits, even at ``LOOP_SMALLEST_M``, the robot explores instead.
+- ``explore`` (the default): the robot drives to random far goals in free space along cheapest grid routes
+  (``skimage.graph``) that prefer roomy cells; line-of-sight shortcuts (segments clear by ``clearance +
+  WAYPOINT_MARGIN_M``) turn each route into waypoints. Short sequences then run along nearly straight lines. It
+  stays the default until the front end tracks ``loop`` paths as well as these (BENCHMARKS.md, session 18).
+
+Smoothing: corners sharper than ``MAX_SMOOTH_TURN`` (and any corner whose rounded curve
 would come too close to an obstacle) become turns on the spot; between them, each leg is a clamped cubic B-spline
 over the waypoint polygon (densified near corners), so the path is C2 within a leg and the robot stops, turns in
 place and starts again between legs, like a differential-drive base.
@@ -14,6 +26,7 @@ at any time.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +34,8 @@ from scipy.interpolate import BSpline
 from skimage.graph import route_through_array
 
 from rapnet_loc.synth.world import FreeSpace, yaw_matrix
+
+LOG = logging.getLogger(__name__)
 
 V_MIN, V_MAX = 0.3, 0.6            # m/s
 A_MAX = 0.4                         # m/s^2 along the path
@@ -30,7 +45,15 @@ ALPHA_MAX = 1.2                     # rad/s^2 when turning on the spot
 START_SPEED = 0.4                   # m/s: sequences start with the robot already driving
 MAX_SMOOTH_TURN = np.deg2rad(100.0)
 WAYPOINT_MARGIN_M = 0.1
-START_RUN_M = 1.0                   # a given start pose is followed by this straight run
+START_RUN_M = 1.0                   # a given start pose is followed by this straight run (explore)
+PATH_STYLES = ('loop', 'explore')
+LOOP_SPEED = 0.3                    # m/s: mean speed (turns included) that sizes a lap to the sequence
+LOOP_PERIMETER_M = (5.0, 10.0)      # a lap's perimeter bounds
+LOOP_SMALLEST_M = 3.0               # the smallest lap tried where no lap of that size fits
+LOOP_ASPECT = (1.0, 2.5)            # long side over short side of a lap's rectangle
+LOOP_JITTER = 0.15                  # standard deviation of a corner's offset, in short sides
+LOOP_MAX_TURN = np.deg2rad(95.0)    # a lap's corners are driven round, not turned on the spot
+LOOP_TRIES = 300
 ROOMY_M = 0.2                       # goals lie where there is this much more room, if anywhere
 MAX_GOALS = 10_000
 STEP_M = 0.01                       # arc-length sampling of the dense table
@@ -143,6 +166,63 @@ def _drive(free: FreeSpace, cost: np.ndarray, targets: np.ndarray, margin: float
     raise RuntimeError(f'robot path planning covered only {total:.1f} of {length_m:.1f} m (scene too cramped)')
 
 
+def lap_perimeter(duration_s: float) -> float:
+    """Perimeter (m) of the laps of a ``loop`` path for a sequence of ``duration_s`` seconds."""
+    return float(np.clip(duration_s * LOOP_SPEED, *LOOP_PERIMETER_M))
+
+
+def _lap(free: FreeSpace, margin: float, origin: np.ndarray, heading: float | None, perimeter: float,
+         rng: np.random.Generator) -> list[np.ndarray] | None:
+    """The 3 corners after ``origin`` of a lap of about ``perimeter`` metres whose edges are clear by ``margin``
+    and whose corners turn by at most ``LOOP_MAX_TURN`` (see the module doc), leaving along ``heading`` (give or
+    take) in the first half of the tries; None when ``LOOP_TRIES`` draws found none."""
+    for attempt in range(LOOP_TRIES):
+        aspect = rng.uniform(*LOOP_ASPECT)
+        short = perimeter / (2.0 * (1.0 + aspect))
+        first, second = (aspect * short, short) if rng.random() < 0.5 else (short, aspect * short)
+        keep = heading is not None and attempt < LOOP_TRIES // 2
+        angle = heading + rng.normal(0.0, 0.3) if keep else rng.uniform(-np.pi, np.pi)
+        ahead = np.array([np.cos(angle), np.sin(angle)])
+        side = rng.choice([-1.0, 1.0]) * np.array([-ahead[1], ahead[0]])
+        corners = [origin + first * ahead + rng.normal(0.0, LOOP_JITTER * short, 2),
+                   origin + first * ahead + second * side + rng.normal(0.0, LOOP_JITTER * short, 2),
+                   origin + second * side + rng.normal(0.0, LOOP_JITTER * short, 2)]
+        polygon = [origin, *corners, origin]
+        if all(_turn(*polygon[i - 1:i + 2]) <= LOOP_MAX_TURN for i in (1, 2, 3)) and \
+                all(free.segment_clear(a, b, margin) for a, b in zip(polygon[:-1], polygon[1:])):
+            return corners
+    return None
+
+
+def plan_loops(free: FreeSpace, clearance: float, length_m: float, perimeter_m: float, rng: np.random.Generator,
+               start: tuple[np.ndarray, float] | None = None) -> np.ndarray | None:
+    """(K, 2) waypoints of laps through one point, at least ``length_m`` long (see the module doc), or None when no
+    lap fits anywhere.
+
+    The laps go through ``start`` = (xy, heading) when it has room, the first leaving along its heading where
+    possible; otherwise through a random place of the largest connected part of the free space. Where no lap of
+    ``perimeter_m`` fits, shorter ones are tried, down to ``LOOP_SMALLEST_M``.
+    """
+    margin = clearance + WAYPOINT_MARGIN_M
+    if start is not None and free.clearance(start[0])[0] >= margin:
+        origins = [(np.asarray(start[0], float), float(start[1]))]
+    else:
+        origins = [(xy, None) for xy in free.sample(rng, free.region(margin), 20)]
+    perimeter = perimeter_m
+    while True:
+        for origin, heading in origins:
+            points, total = [origin], 0.0
+            while total < length_m and (lap := _lap(free, margin, origin, heading, perimeter, rng)) is not None:
+                points += [*lap, origin]
+                total += float(np.sum(np.linalg.norm(np.diff(points[-5:], axis=0), axis=1)))
+                heading = None
+            if total >= length_m:
+                return np.array(points)
+        if perimeter <= LOOP_SMALLEST_M:
+            return None
+        perimeter = max(LOOP_SMALLEST_M, 0.75 * perimeter)
+
+
 def _leg_curve(points: np.ndarray) -> np.ndarray:
     """(M, 2) samples every ~``STEP_M`` of a clamped cubic B-spline over the densified polygon ``points`` (K, 2).
 
@@ -225,10 +305,18 @@ def _spin_profile(delta: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plan_trajectory(free: FreeSpace, clearance: float, duration_s: float, rng: np.random.Generator,
-                    start: tuple[np.ndarray, float] | None = None) -> BaseTrajectory:
+                    start: tuple[np.ndarray, float] | None = None, style: str = 'explore') -> BaseTrajectory:
     """A timed path at least ``duration_s`` long whose base keeps ``clearance`` metres from every obstacle,
-    starting at ``start`` = (xy, heading) when that is clear (see ``plan_waypoints``)."""
-    waypoints = plan_waypoints(free, clearance, duration_s * V_MAX + 3.0, rng, start)
+    starting at ``start`` = (xy, heading) when that is clear, in path ``style`` (``PATH_STYLES``; see
+    ``plan_loops`` and ``plan_waypoints``)."""
+    length = duration_s * V_MAX + 3.0
+    waypoints = plan_loops(free, clearance, length, lap_perimeter(duration_s), rng, start) if style == 'loop' \
+        else None
+    if waypoints is None:
+        if style == 'loop':
+            LOG.warning('no lap of at least %.1f m fits in the free space; the robot explores instead',
+                        LOOP_SMALLEST_M)
+        waypoints = plan_waypoints(free, clearance, length, rng, start)
     curves = _legs(free, clearance, waypoints)
     phase = float(rng.uniform(0, 2 * np.pi))
     ts, xys, yaws, vs, omegas = [], [], [], [], []
