@@ -7,7 +7,8 @@ scored by the official OpenLORIS metrics (the sequence aligned to its ground tru
 official tool does) and by the TUM ATE (SE(3) alignment). The seeds are fixed before any run: 0 and 1 for every
 scene. Printed per sequence: path spread (second over first singular value of the camera positions; near 0 on a
 line, where the official alignment cannot fix the rotation about it), frames tracked, official correct rate and
-ATE, TUM ATE, keyframes, and median / mean ms per frame.
+ATE, TUM ATE (none where the tracked positions are degenerate, e.g. on one line), keyframes, and median / mean ms
+per frame.
 
     python benchmarks/bench_synth_paths.py [--scenes office home cafe market] [--seeds 0 1] [--frames 300]
         [--people 0] [--paths explore loop]
@@ -59,9 +60,9 @@ def main() -> None:
                     report = json.loads((Path(tmp) / 'out' / 'report.json').read_text())
                     official = evaluate_file(Path(tmp) / 'out' / 'trajectory_openloris.txt', data).sequences[1]
                 spread = path_spread(summary.sequences[0].T_world_cam[:, :3, 3])
-                ate = report.get('ate', {}).get('ate_rmse', float('nan'))
+                ate = f'{report["ate"]["ate_rmse"]:.3f}' if report['ate'] else 'none (degenerate)'
                 print(f'| {scene} | {seed} | {style} | {spread:.3f} | {report["tracked"]}/{report["frames"]} | '
-                      f'{official.correct_rate:.3f} | {official.ate_rmse:.3f} | {ate:.3f} | {report["keyframes"]} | '
+                      f'{official.correct_rate:.3f} | {official.ate_rmse:.3f} | {ate} | {report["keyframes"]} | '
                       f'{report["ms_median"]:.0f} / {report["ms_mean"]:.0f} |', flush=True)
 
 
