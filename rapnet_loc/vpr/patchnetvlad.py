@@ -24,7 +24,8 @@ scores its matches. It had the best mean recall@1 over the three tuning folds of
 (frames 0-349 of the 7-Scenes dev set) among the candidates of BENCHMARKS.md, session 18 (``storage`` and
 ``speed`` with rapid spatial scoring among them): on a map of a few dozen keyframes of one room the global
 vector ranks the neighbourhood, not the nearest view, and the homography test of the patch matches separates the
-two far better than the displacement coherence of rapid spatial scoring. ``performance`` holds about 23 MB of patch descriptors per keyframe (2826 patches of 4096 float16), ``speed`` 0.96 MB, ``storage`` and
+two far better than the displacement coherence of rapid spatial scoring. ``performance`` holds about 23 MB of
+patch descriptors per keyframe (2826 patches of 4096 float16), ``speed`` 0.96 MB, ``storage`` and
 ``storage-ransac`` 0.24 MB.
 """
 from __future__ import annotations
