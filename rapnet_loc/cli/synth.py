@@ -12,8 +12,8 @@ from pathlib import Path
 
 from rapnet_loc.synth import SCENES, Challenges, generate
 from rapnet_loc.synth.bag import COMPRESSIONS
-from rapnet_loc.synth.path import PATH_STYLES
 from rapnet_loc.synth.frames import write_training_folder
+from rapnet_loc.synth.path import PATH_STYLES
 
 LOG = logging.getLogger(__name__)
 _DEFAULTS = Challenges()
