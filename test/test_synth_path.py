@@ -81,3 +81,20 @@ def test_generate_warns_about_a_straight_path_and_refuses_an_unknown_style(tmp_p
     assert any('nearly a straight line' in r.getMessage() for r in caplog.records)
     with pytest.raises(ConfigError, match='unknown robot path style'):
         generate(tmp_path / 'bad', path='zigzag', **kwargs)
+
+
+def test_cli_drives_the_chosen_path(tmp_path, capsys):
+    from rapnet_loc.cli.main import main
+    from rapnet_loc.io.trajectory import read_openloris
+
+    small = ['--scene', 'home', '--frames', '150', '--width', '64', '--height', '48', '--compression', 'none',
+             '--no-progress', '--no-challenges']
+    spreads = {}
+    for style in ('explore', 'loop'):
+        assert main(['synth', '--out', str(tmp_path / style), '--path', style, *small]) == 0
+        gt = read_openloris(tmp_path / style / 'gt_home_1.txt').sequences[1]
+        spreads[style] = path_spread(gt.positions)
+    assert spreads['loop'] > spreads['explore']
+    with pytest.raises(SystemExit) as exc:
+        main(['synth', '--out', str(tmp_path / 'bad'), '--path', 'zigzag', *small])
+    assert exc.value.code == 2 and "invalid choice: 'zigzag'" in capsys.readouterr().err
