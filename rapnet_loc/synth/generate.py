@@ -207,7 +207,7 @@ def _write_sequence(seq_world: SequenceWorld, path: Path, compression: str, bar:
 
 
 def path_spread(positions: np.ndarray) -> float:
-    """Second over first singular value of the centred positions (N, 3): near 0 for a path along a line, on which
+    """Second over first singular value of the centred positions (N, D): near 0 for a path along a line, on which
     an alignment by positions alone (the OpenLORIS evaluator's) cannot fix the rotation about that line."""
     centred = np.asarray(positions, float) - np.mean(positions, axis=0)
     s = np.linalg.svd(centred, compute_uv=False)
