@@ -4,10 +4,10 @@ the ground-truth poses (no alignment: the model is in their frame).
 
 ``--data 7scenes`` (default): 7-Scenes redkitchen (../shared/data), training frames 0-349, queries 350-499 (the
 dev split of issue P7). ``--data synthetic``: a synthetic scene generated here (``rapnet-loc synth``; by default
-home, 2 sequences of 300 frames at 640x480, no people and no other challenge), trained on sequence 1, queries every
-frame of sequence 2. ``--model`` skips training. Several ``--steps`` values train once, in turn (each resumes the
-previous one: the same batches and draws as a run of that length from the start), and localize the queries with the
-model of each.
+home, 2 sequences of 300 frames at 640x480 on ``loop`` paths, so that sequence 2 drives through space sequence 1
+saw, no people and no other challenge), trained on sequence 1, queries every frame of sequence 2. ``--model``
+skips training. Several ``--steps`` values train once, in turn (each resumes the previous one: the same batches and
+draws as a run of that length from the start), and localize the queries with the model of each.
 ``--voting min_segment=3,10 reprojection_px=6`` also localizes with each of those values alone, on top of the
 defaults or of ``--voting-base KEY=V ...``.
 
@@ -16,7 +16,7 @@ localized ones, the share of all queries within 5 cm / 5 deg, and the time per f
 
     python benchmarks/bench_vsnet.py [--data 7scenes|synthetic] [--steps 4500 [6000 ...]] [--backbone xfeat]
         [--image-width 320] [--model MODEL] [--voting KEY=V1,V2 ...] [--voting-base KEY=V ...] [--keep DIR]
-        [--scene home] [--frames 300] [--challenges ...]
+        [--scene home] [--frames 300] [--path loop|explore] [--challenges ...]
 """
 import argparse
 import os
@@ -36,6 +36,7 @@ from rapnet_loc.landmarks.voting import VotingConfig
 from rapnet_loc.slam.run import localize_frames
 from rapnet_loc.synth import Challenges, generate
 from rapnet_loc.synth.frames import write_training_folder
+from rapnet_loc.synth.path import PATH_STYLES
 
 CHALLENGES = ('illumination', 'repetitive', 'featureless', 'motion_blur', 'moved_furniture')
 
@@ -45,7 +46,7 @@ def synthetic_folder(out: Path, args: argparse.Namespace) -> Path:
     flags = {name: name in args.challenges for name in CHALLENGES}
     summary = generate(out / 'bags', scene=args.scene, sequences=2, frames=args.frames, width=640, height=480,
                        seed=args.seed, challenges=Challenges(people=args.people, **flags), compression='none',
-                       progress=False)
+                       progress=False, path=args.path)
     write_training_folder(summary.bags, out / 'frames', progress=False)
     return out / 'frames'
 
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument('--scene', default='home', help='synthetic scene layout')
     parser.add_argument('--frames', type=int, default=300, help='frames per synthetic sequence')
     parser.add_argument('--seed', type=int, default=0, help='synthetic scene seed')
+    parser.add_argument('--path', choices=PATH_STYLES, default='loop', help='synthetic robot path style')
     parser.add_argument('--people', type=int, default=0, help='walking people per synthetic sequence')
     parser.add_argument('--challenges', nargs='*', default=[], choices=CHALLENGES,
                         help='synthetic challenges to switch on (default: none)')

@@ -129,6 +129,41 @@ def test_replay_bag_frame_range_and_gt_file(bag, tmp_path):
     assert report['frames'] == 10 and report['ate']['ate_rmse'] < 0.02
 
 
+def test_replay_several_bags_is_one_lifelong_run(bag, tmp_path):
+    """Two sequences of one scene (the same frames again as sequence 2): one result file with a ``seq:`` block per
+    bag holding the tracked frames of its status, and sequence 2 relocalizes on its first frame."""
+    path, stamps, poses = bag
+    second = tmp_path / 'home1-2.bag'
+    second.symlink_to(path)
+    out = tmp_path / 'out'
+    assert replay.run(replay_args(path, second, '--out', out)) == 0
+    result = read_openloris(out / 'trajectory_openloris.txt')
+    assert result.scene == 'home' and sorted(result.sequences) == [1, 2]
+    for seq, name in ((1, 'home1-1'), (2, 'home1-2')):
+        rows = read_status(out / name / 'status.csv')
+        tracked = [r['stamp'] for r in rows if r['state'] != 'lost']
+        assert [f'{s // 10**9}.{s % 10**9:09d}' for s in result.sequences[seq].stamps_ns] == tracked
+        assert read_openloris(out / name / 'trajectory_openloris.txt').sequences[seq].stamps_ns.tolist() == \
+            result.sequences[seq].stamps_ns.tolist()
+    rows = read_status(out / 'home1-2' / 'status.csv')
+    assert rows[0]['state'] == 'relocalized' and all(r['state'] == 'ok' for r in rows[1:])
+    report = json.loads((out / 'report.json').read_text())
+    assert [r['source'] for r in report['sequences']] == [str(path), str(second)]
+    assert report['sequences'][1]['ate']['ate_rmse'] < 0.02 and report['keyframes'] >= 1
+
+
+def test_replay_several_bags_refuses_what_cannot_be_one_scene(bag, tmp_path):
+    path = bag[0]
+    for name in ('office1-2.bag', 'home2-1.bag'):
+        (tmp_path / name).symlink_to(path)
+    (tmp_path / 'copy').mkdir()
+    (tmp_path / 'copy' / 'home1-1.bag').symlink_to(path)
+    for other, message in (('office1-2.bag', 'several scenes'), ('home2-1.bag', 'same sequence number'),
+                           ('copy/home1-1.bag', 'same name')):
+        with pytest.raises(ConfigError, match=message):
+            replay.run(replay_args(path, tmp_path / other, '--out', tmp_path / 'out'))
+
+
 def test_replay_errors(redkitchen, tmp_path):
     with pytest.raises(ConfigError, match='FIRST:LAST'):
         replay.run(replay_args(redkitchen, '--frames', 'a:b', '--out', tmp_path))

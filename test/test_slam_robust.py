@@ -93,6 +93,22 @@ def test_stamp_going_backwards_is_logged_and_handled(kitchen, caplog):
     assert all(r.state == 'ok' for r in results) and metrics.ate_rmse < 0.03
 
 
+def test_stamp_jump_starts_a_new_sequence_that_relocalizes_first(kitchen, caplog):
+    """A jump of a minute forward (the next recording; 65 s with the frames skipped) and one back: each next
+    frame relocalizes against the map before anything else, then tracking goes on; the map is kept."""
+    frames = kitchen[0]
+    later = frames[:60] + [with_(f, stamp_ns=f.stamp_ns + 60 * 10**9) for f in frames[210:240]]
+    with caplog.at_level(logging.INFO, logger='rapnet_loc.slam.tracking'):
+        system, results, metrics = replay(kitchen, later)
+    assert 'frame 60: 65.0 s from the previous frame; a new sequence starts: relocalizing first' in caplog.text
+    states = [r.state for r in results]
+    assert states[:60] == ['ok'] * 60 and states[60] == 'relocalized' and states[61:] == ['ok'] * 29
+    assert system.tracking.motion.rate is not None and metrics.ate_rmse < 0.04
+    back = frames[:60] + [with_(f, stamp_ns=f.stamp_ns - 60 * 10**9) for f in frames[60:90]]
+    _, results, metrics = replay(kitchen, back)
+    assert [r.state for r in results[59:62]] == ['ok', 'relocalized', 'ok'] and metrics.ate_rmse < 0.03
+
+
 def test_dropped_frames_are_predicted_over_their_stamp_gap(kitchen):
     """Every second and third frame missing in the middle: the motion model extrapolates over the longer gaps."""
     frames = [f for f in kitchen[0][:120] if not (40 <= f.index < 100 and f.index % 3)]

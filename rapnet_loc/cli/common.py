@@ -11,13 +11,14 @@ from typing import Any
 POSITIONAL_FIELDS = ('data', 'out')     # a training configuration's data folders and output folder
 
 
-def add_source_arguments(p: argparse.ArgumentParser, with_map: bool = False) -> None:
-    """Positional ``MAP`` (with ``with_map``) and ``SOURCE``, then the options every such command takes: extractor,
-    configuration, place recognizer and frame range."""
+def add_source_arguments(p: argparse.ArgumentParser, with_map: bool = False, several: bool = False) -> None:
+    """Positional ``MAP`` (with ``with_map``) and ``SOURCE`` (one or more with ``several``: a list), then the
+    options every such command takes: extractor, configuration, place recognizer and frame range."""
     if with_map:
         p.add_argument('map', type=Path, metavar='MAP', help='map file (rapnet-loc build-map or replay --map-out)')
-    p.add_argument('source', type=Path, metavar='SOURCE',
-                   help='OpenLORIS-style bag (ROS 1 file or ROS 2 folder) or 7-Scenes-style frame folder')
+    p.add_argument('source', type=Path, metavar='SOURCE', nargs='+' if several else None,
+                   help='OpenLORIS-style bag (ROS 1 file or ROS 2 folder) or 7-Scenes-style frame folder' +
+                        ('; several: the sequences of one scene, in order, through one front end' if several else ''))
     p.add_argument('--features', help='feature extractor (default: the configuration\'s or the map\'s, orb); one '
                                       'other than the configuration\'s runs with its default options')
     p.add_argument('--config', type=Path, help='YAML configuration (see rapnet_loc.slam.config)')

@@ -20,6 +20,14 @@ the search (``rapnet_loc.landmarks``; default: none).
 keyframes or points; relocalization against the map's keyframes at the start and whenever tracking is lost; the
 map's feature extractor is used). ``--map-out FILE`` saves the map at the end (``rapnet_loc.slam.map_io``).
 
+Several sources (``rapnet-loc replay office1-1.bag office1-2.bag ...``): OpenLORIS' lifelong setting
+(``rapnet_loc.slam.run.replay_lifelong``). The sequences run in order through one front end that keeps its map;
+each new one starts lost, so the front end relocalizes first. ``--out`` then holds one folder of the outputs above
+per source, named after it, ``trajectory_openloris.txt`` with a ``seq: N`` block per bag (score it with
+``rapnet-loc evaluate``: the first sequence is aligned, the others are scored in its frame) and ``report.json``
+with each sequence's report. ``--frames``, ``--gt`` (each bag's own ``seq:`` block) and ``--odom-prior`` apply to
+every source.
+
 ``--frames FIRST:LAST`` replays 7-Scenes frames FIRST..LAST (file numbers) or the part of a bag from FIRST to LAST
 seconds after its start. ``--realtime`` replays as a live robot would run: each frame arrives at its stamp (relative
 to the first) and the front end, when free, takes the newest frame that has arrived; the frames it had no time for
@@ -35,18 +43,19 @@ the colour camera's, depth is read where each keypoint's ray meets the depth ima
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack
 from pathlib import Path
 
 from rapnet_loc.cli.common import add_source_arguments
 from rapnet_loc.io.source import open_source
 from rapnet_loc.slam.config import SlamConfig
-from rapnet_loc.slam.run import open_map, replay
+from rapnet_loc.slam.run import open_map, replay, replay_lifelong
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser('replay', help='run the RGB-D front end over a bag or a 7-Scenes folder',
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_source_arguments(p)
+    add_source_arguments(p, several=True)
     p.add_argument('--estimator', metavar='NAME', help='pose estimator consulted while lost (rapnet_loc.landmarks '
                                                        'registry; default: the configuration\'s, none)')
     p.add_argument('--gt', type=Path, help='ground truth in the OpenLORIS result format (overrides the source\'s)')
@@ -74,16 +83,30 @@ def run(args: argparse.Namespace) -> int:
         map_file, config = open_map(args.map_in, args.config, args.features, args.place_recognition, args.estimator)
     else:
         config = SlamConfig.resolve(args.config, args.features, args.place_recognition, args.estimator)
-    with open_source(args.source, args.frames) as source:
-        report = replay(source, config, args.out, args.realtime, args.odom_prior, map_file, args.gt, args.map_out)
-    dropped = f', {report["dropped"]} dropped (--realtime)' if args.realtime else ''
+    options = dict(realtime=args.realtime, odom_prior=args.odom_prior, map_file=map_file, gt_file=args.gt,
+                   map_out=args.map_out)
+    with ExitStack() as stack:
+        sources = [stack.enter_context(open_source(path, args.frames)) for path in args.source]
+        if len(sources) == 1:
+            print_report(replay(sources[0], config, args.out, **options), args.realtime)
+        else:
+            for report in replay_lifelong(sources, config, args.out, **options)['sequences']:
+                print(f'{report["source"]}:')
+                print_report(report, args.realtime)
+            if (args.out / 'trajectory_openloris.txt').exists():
+                print(f'lifelong result (a seq: block per bag): {args.out / "trajectory_openloris.txt"}')
+    print(f'outputs written to {args.out}')
+    if args.map_out:
+        print(f'map saved to {args.map_out}')
+    return 0
+
+
+def print_report(report: dict, realtime: bool) -> None:
+    """Frames tracked, relocalizations, time per frame and ATE of one replayed sequence."""
+    dropped = f', {report["dropped"]} dropped (--realtime)' if realtime else ''
     processed = report['frames'] - report['dropped']
     print(f'{report["tracked"]}/{processed} frames tracked ({100 * report["tracked_ratio"]:.1f} %){dropped}, '
           f'{report["relocalized"]} relocalizations, median {report["ms_median"]:.1f} ms per frame')
     if report['ate']:
         ate = report['ate']
         print(f'ATE RMSE {ate["ate_rmse"]:.4f} m over {ate["matches"]} poses (median {ate["ate_median"]:.4f} m)')
-    print(f'outputs written to {args.out}')
-    if args.map_out:
-        print(f'map saved to {args.map_out}')
-    return 0

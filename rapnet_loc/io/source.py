@@ -55,12 +55,14 @@ class RGBDSource(ABC):
         camera: the colour camera.
         depth_camera: intrinsics of depth images not registered to colour (7-Scenes), None when aligned.
         total: frame count for progress bars (None when unknown).
+        seq: its sequence number within a scene (OpenLORIS bags), None when it has none.
     """
 
     path: Path
     camera: CameraInfo
     depth_camera: CameraInfo | None = None
     total: int | None = None
+    seq: int | None = None
 
     def __enter__(self) -> RGBDSource:
         return self
@@ -82,13 +84,14 @@ class RGBDSource(ABC):
 
     def ground_truth(self, gt_file: Path | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """Stamps (N,) int64 ns and camera-to-world poses (N, 4, 4) of the colour camera, from ``gt_file`` (OpenLORIS
-        result format) when given, else the source's own; None when there are none."""
+        result format: the block of the source's ``seq`` when it has one, else the first) when given, else the
+        source's own; None when there are none."""
         if gt_file is None:
             return self._ground_truth()
         result = read_openloris(gt_file, remove_repeated=True)
         if not result.sequences:
             raise TrajectoryFormatError(f'ground-truth file {gt_file} has no "seq:" block')
-        traj = result.sequences[min(result.sequences)]
+        traj = result.sequences.get(self.seq) or result.sequences[min(result.sequences)]
         frame = result.frame or self.camera_frame
         if frame == self.camera_frame:
             return traj.stamps_ns, traj.matrices

@@ -67,6 +67,10 @@ class TrackingConfig:
             closer than ``close_depth``).
         max_motion_gap_s: longest stamp gap (s) over which the motion model measures or extrapolates the velocity;
             after a longer gap, or when stamps go backwards, it predicts no motion.
+        new_sequence_gap_s: a stamp more than this many seconds after or before the previous frame's starts a new
+            sequence (another recording, e.g. the next bag of an OpenLORIS scene played to the nodes, or a robot
+            carried away while the camera was off): the front end counts itself lost and relocalizes first
+            (``Tracking.new_sequence``).
         confirm_observations, confirm_min_matches, probation_strikes: moving objects. A map point created by
             tracking is on probation until it has been observed consistently (pose inlier, depth consistent) in
             ``confirm_observations`` later frames, and is erased after ``probation_strikes`` inconsistent ones.
@@ -124,6 +128,7 @@ class TrackingConfig:
     keyframe_close_untracked: int = 70
     new_points_min: int = 100
     max_motion_gap_s: float = 1.0
+    new_sequence_gap_s: float = 30.0
     confirm_observations: int = 3
     confirm_min_matches: int = 20
     probation_strikes: int = 2

@@ -1,5 +1,6 @@
 """The offline runs of the front end over an RGB-D source, shared by the command line, the demo and the benchmarks:
-``replay`` (track every frame, write the trajectory, status, report and optionally the map), ``localize_frames``
+``replay`` (track every frame, write the trajectory, status, report and optionally the map), ``replay_lifelong``
+(several sequences of one scene through one front end, OpenLORIS' lifelong setting), ``localize_frames``
 (a pose estimator on each frame on its own), ``build_map`` (a map from known poses) and ``retrieve`` (a map's top-k
 keyframes for each frame, hloc-style pairs). ``open_map`` resolves the settings of a run against a saved map.
 
@@ -107,6 +108,16 @@ def write_status(path: Path, results: list[TrackResult]) -> None:
             fh.write(f'{format_stamp(r.stamp_ns)},{r.state},{r.n_keypoints},{r.n_tracked},{r.ms:.2f}\n')
 
 
+def make_system(source: RGBDSource, config: SlamConfig, odom_prior: bool = False,
+                map_file: MapFile | None = None) -> System:
+    """The front end for ``source``'s cameras (see ``replay`` for the options)."""
+    odometry = OdometryPrior(*source.odometry()) if odom_prior else None
+    return System(source.camera, config, depth_info=source.depth_camera,
+                  slam_map=None if map_file is None else map_file.map, odometry=odometry,
+                  recognizer=None if map_file is None else map_file.recognizer_for(config),
+                  estimator=make_estimator(config, source.camera, source.depth_camera, map_file))
+
+
 def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = False, odom_prior: bool = False,
            map_file: MapFile | None = None, gt_file: Path | None = None, map_out: Path | None = None) -> dict:
     """Run the front end over ``source`` and write the outputs of the module doc into ``out``; the report.
@@ -121,12 +132,80 @@ def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = F
     Raises:
         ConfigError: no frames, or options the source cannot serve.
     """
-    odometry = OdometryPrior(*source.odometry()) if odom_prior else None
-    system = System(source.camera, config, depth_info=source.depth_camera,
-                    slam_map=None if map_file is None else map_file.map, odometry=odometry,
-                    recognizer=None if map_file is None else map_file.recognizer_for(config),
-                    estimator=make_estimator(config, source.camera, source.depth_camera, map_file))
-    results = list(process_frames(system, progress(source.frames(), source, 'replay'), realtime))
+    system = make_system(source, config, odom_prior, map_file)
+    report, _ = replay_sequence(system, source, out, realtime, gt_file)
+    if map_out:
+        system.save_map(map_out)
+    return report
+
+
+def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, realtime: bool = False,
+                    odom_prior: bool = False, map_file: MapFile | None = None, gt_file: Path | None = None,
+                    map_out: Path | None = None) -> dict:
+    """OpenLORIS' lifelong setting: the sequences ``sources`` (bags of one scene, in order) run through one front
+    end that keeps its map; each new sequence starts lost (``System.start_sequence``: the robot may be anywhere),
+    so it relocalizes first. Options as ``replay``'s (``gt_file``'s block of each bag's sequence number is used).
+
+    Outputs in ``out``: one folder per source, named after it, with ``replay``'s outputs for that sequence;
+    ``trajectory_openloris.txt`` (all bags) with a ``seq: N`` block per bag, which ``rapnet-loc evaluate`` scores
+    with the lifelong metrics (first sequence aligned, the others in its frame); ``report.json``:
+    ``{'sequences': [replay's report of each], 'keyframes', 'map_points'}``.
+
+    Raises:
+        ConfigError: no sources, sources of other cameras or scenes, two bags of one sequence number, two sources
+            of one name, or what ``replay`` raises.
+    """
+    check_sequences(sources)
+    system = make_system(sources[0], config, odom_prior, map_file)
+    reports, trajectories = [], {}
+    for n, source in enumerate(sources):
+        if n:
+            system.start_sequence(OdometryPrior(*source.odometry()) if odom_prior else None)
+        report, traj = replay_sequence(system, source, out / source.path.stem, realtime, gt_file)
+        reports.append(report)
+        trajectories[source.seq] = traj
+    if all(isinstance(s, BagSource) for s in sources):
+        write_openloris(out / 'trajectory_openloris.txt', openloris_result(sources[0], config, trajectories))
+    summary = {'sequences': reports, 'keyframes': len(system.map.keyframes) if system.map else 0,
+               'map_points': int((~system.map.points.bad).sum()) if system.map else 0}
+    with atomic_write(out / 'report.json') as fh:
+        json.dump(summary, fh, indent=1)
+    if map_out:
+        system.save_map(map_out)
+    return summary
+
+
+def check_sequences(sources: list[RGBDSource]) -> None:
+    """Refuse sources that cannot be the sequences of one lifelong run (see ``replay_lifelong``)."""
+    if not sources:
+        raise ConfigError('no sources to replay')
+    first = sources[0]
+    for source in sources[1:]:
+        cam, ref = source.camera, first.camera
+        if (cam.width, cam.height) != (ref.width, ref.height) or not np.allclose(cam.K, ref.K):
+            raise ConfigError(f'{source.path} has another camera ({cam.width}x{cam.height}, fx {cam.fx:.1f}) than '
+                              f'{first.path} ({ref.width}x{ref.height}, fx {ref.fx:.1f}): the sequences of a '
+                              f'lifelong replay come from one robot')
+    stems = [s.path.stem for s in sources]
+    if len(set(stems)) < len(stems):
+        raise ConfigError(f'two sources have the same name ({", ".join(stems)}): their output folders would clash')
+    bags = [s for s in sources if isinstance(s, BagSource)]
+    if len(scenes := sorted({s.scene for s in bags if s.scene})) > 1:
+        raise ConfigError(f'the bags are of several scenes ({", ".join(scenes)}); a lifelong replay takes the '
+                          f'sequences of one scene')
+    seqs = [s.seq for s in bags]
+    if len(set(seqs)) < len(seqs):
+        raise ConfigError(f'two bags have the same sequence number ({", ".join(map(str, seqs))}, from the names '
+                          f'{", ".join(s.path.name for s in bags)}); name them SCENE-N, e.g. office1-2.bag')
+
+
+def replay_sequence(system: System, source: RGBDSource, out: Path, realtime: bool = False,
+                    gt_file: Path | None = None) -> tuple[dict, Trajectory]:
+    """``system`` over the frames of ``source`` (``process_frames``); the module doc's outputs written into
+    ``out``; the report and the trajectory of the tracked frames."""
+    config = system.config
+    results = list(process_frames(system, progress(source.frames(), source, f'replay {source.path.name}'),
+                                  realtime))
     if not results:
         raise ConfigError(f'no frames to replay in {source.path} (in the range asked for)')
     gt = source.ground_truth(gt_file)
@@ -135,9 +214,7 @@ def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = F
     write_tum(out / 'trajectory.tum', traj, header=f'rapnet-loc replay {source.path}\ncamera-to-world poses')
     write_status(out / 'status.csv', results)
     if isinstance(source, BagSource):
-        info = {'scene': source.scene} if source.scene else {}
-        info.update({'slam': f'rapnet-loc-{config.features}', 'frame': OPENLORIS_FRAME})
-        write_openloris(out / 'trajectory_openloris.txt', OpenLORISResult(info=info, sequences={source.seq: traj}))
+        write_openloris(out / 'trajectory_openloris.txt', openloris_result(source, config, {source.seq: traj}))
     processed = [r for r in results if r.state != 'dropped']
     ms = np.array([r.ms for r in processed])
     states = [r.state for r in results]
@@ -150,9 +227,14 @@ def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = F
     report.update(evaluate_trajectory(traj, gt, out))
     with atomic_write(out / 'report.json') as fh:
         json.dump(report, fh, indent=1)
-    if map_out:
-        system.save_map(map_out)
-    return report
+    return report, traj
+
+
+def openloris_result(source: BagSource, config: SlamConfig, sequences: dict[int, Trajectory]) -> OpenLORISResult:
+    """Trajectories of ``source``'s scene in the OpenLORIS result format (camera frame ``OPENLORIS_FRAME``)."""
+    info = {'scene': source.scene} if source.scene else {}
+    info.update({'slam': f'rapnet-loc-{config.features}', 'frame': OPENLORIS_FRAME})
+    return OpenLORISResult(info=info, sequences=sequences)
 
 
 @dataclass

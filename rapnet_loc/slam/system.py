@@ -126,6 +126,14 @@ class System:
         consulted (it needs the image)."""
         return self._track(stamp_ns, features, depth, time.perf_counter(), image=image)
 
+    def start_sequence(self, odometry: OdometryPrior | None = None) -> None:
+        """The next frame starts another sequence in the same map (lifelong replay: the next bag of a scene), with
+        its own wheel odometry (or none): the front end relocalizes first (``Tracking.new_sequence``)."""
+        self._odometry = odometry
+        if self.tracking is not None:
+            self.tracking.odometry = odometry
+            self.tracking.new_sequence()
+
     def set_pose_prior(self, T_wc: np.ndarray) -> None:
         """Where the camera is, from outside (Nav2's ``/initialpose``, a place-recognition or landmark pose):
         (4, 4) camera-to-world pose in the map's world frame. The next frame relocalizes against the keyframes

@@ -24,7 +24,9 @@ no prior. Given before the map exists, the prior is the pose of the first keyfra
 frame.
 
 Stamps: a stamp that is not after the previous frame's is logged and treated as a discontinuity (no motion
-predicted, velocity forgotten), as is a gap longer than ``max_motion_gap_s``.
+predicted, velocity forgotten), as is a gap longer than ``max_motion_gap_s``. A jump of more than
+``new_sequence_gap_s`` either way starts a new sequence (``new_sequence``): the next frame relocalizes against the
+whole map first, as after a kidnap, since the robot may have been anywhere in between.
 """
 from __future__ import annotations
 
@@ -142,13 +144,27 @@ class Tracking:
         self.last_frame = frame
         return outcome
 
+    def new_sequence(self) -> None:
+        """The next frame starts another sequence of the same map (a new bag, a kidnap): no motion from the last
+        frame, and once the map exists the next frame relocalizes before anything else (state LOST)."""
+        if self.state != State.NOT_INITIALIZED:
+            self.state = State.LOST
+        self.motion.reset()
+        self.last_frame = None
+        self.n_inliers = 0
+
     def _check_stamp(self, frame: Frame) -> None:
         """Log a stamp that does not follow the previous frame's, or follows it after a long gap, and forget the
-        velocity: the motion between the two frames is unknown."""
+        velocity: the motion between the two frames is unknown; after a jump of ``new_sequence_gap_s``, start a
+        new sequence."""
         if self.last_frame is None:
             return
         dt = (frame.stamp_ns - self.last_frame.stamp_ns) / 1e9
-        if dt <= 0:
+        if abs(dt) > self.cfg.new_sequence_gap_s:
+            LOG.info('frame %d: %.1f s from the previous frame; a new sequence starts: relocalizing first',
+                     frame.id, dt)
+            self.new_sequence()
+        elif dt <= 0:
             LOG.warning('frame %d: stamp %.9f s is %.3f s before the previous frame\'s; treated as a discontinuity '
                         '(motion model reset)', frame.id, frame.stamp_ns / 1e9, -dt)
             self.motion.reset()
