@@ -1,9 +1,10 @@
 """``rapnet-loc demo`` (rapnet_loc.cli.demo) at a tiny size: one synthetic sequence of 60 frames at 320x240 is
-generated, replayed through the front end and scored; the official tables of the front end and of the wheel
-odometry are printed and the plots written."""
+generated, replayed through the front end (a lifelong run of one sequence) and scored; the official tables of the
+front end and of the wheel odometry are printed and the plots written."""
 import json
 
 from rapnet_loc.cli.main import main
+from rapnet_loc.io.trajectory import read_openloris
 
 
 def test_demo_tiny(tmp_path, capsys):
@@ -11,8 +12,8 @@ def test_demo_tiny(tmp_path, capsys):
     argv = ['demo', '--out', str(out), '--sequences', '1', '--frames', '60', '--width', '320', '--height', '240']
     assert main(argv) == 0
     text = capsys.readouterr().out
-    front_end = text.index('RGB-D front end, home1-1.bag:')
-    odometry = text.index('wheel odometry, home1-1.bag:')
+    front_end = text.index('RGB-D front end, lifelong')
+    odometry = text.index('wheel odometry, home1-1.bag (aligned on its own):')
     assert front_end < odometry
     for table in (text[front_end:odometry], text[odometry:]):
         lines = table.splitlines()
@@ -22,7 +23,8 @@ def test_demo_tiny(tmp_path, capsys):
     assert (out / 'data' / 'home1-1.bag').is_file() and (out / 'data' / 'gt_home_1.txt').is_file()
     report = json.loads((out / 'replay' / 'home1-1' / 'report.json').read_text())
     assert report['frames'] == 60 and report['tracked'] > 0
-    for stem in ('rapnet-home1-1', 'odom-home1-1'):
+    assert list(read_openloris(out / 'replay' / 'trajectory_openloris.txt').sequences) == [1]
+    for stem in ('rapnet-lifelong', 'odom-home1-1'):
         for kind in ('trajectory', 'errors'):
             png = out / 'plots' / f'{stem}_{kind}.png'
             assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
