@@ -58,6 +58,9 @@ def assert_same_map(a: Map, b: Map) -> None:
         assert np.array_equal(getattr(a.points, name), getattr(b.points, name))
     assert a.points.observations == b.points.observations
     assert a.covisibility == b.covisibility
+    assert [k.map_id for k in a.keyframes.values()] == [k.map_id for k in b.keyframes.values()]
+    assert (a.active_map, a.anchored, a.merged.keys()) == (b.active_map, b.anchored, b.merged.keys())
+    assert all(np.array_equal(a.merged[k][1], b.merged[k][1]) and a.merged[k][0] == b.merged[k][0] for k in a.merged)
 
 
 def test_round_trip_is_exact(slam, saved, tmp_path):

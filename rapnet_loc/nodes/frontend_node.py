@@ -22,6 +22,11 @@ that needs the colour image work with ``extract_in_process`` only.
 
 Frames: the SLAM world is the first camera pose (or a loaded map's world); the map frame is the base frame at that
 pose, ``T_map_world = T_base_cam``, so that the map frame is level when the base is.
+
+Several maps (``rapnet_loc.slam.tracking``): while the front end tracks in a map it started when lost, poses are
+published only if that map is anchored in the first map's frame (started at the wheel odometry's predicted pose:
+``odom_prior``) or merged into it; the diagnostics report the state (``new_map`` on the frame that starts one) and
+every frame's map id. After a merge the poses continue in the first map's frame.
 """
 from __future__ import annotations
 
@@ -270,9 +275,10 @@ class FrontendNode(RapnetNode):
         stamp = item.data[0].header.stamp
         counters = {'keyframes': len(self.system.map.keyframes) if self.system.map else 0, **self.rejected}
         self.pubs['diagnostics'].publish(outputs.diagnostics(stamp, self.camera.frame_id, result, counters))
-        if result.T_wc is None:
+        T_wc = self.system.pose_in_first_map(result)
+        if T_wc is None:
             return
-        T_map_cam = self.T_base_cam @ result.T_wc
+        T_map_cam = self.T_base_cam @ T_wc
         T_map_base = T_map_cam @ invert(self.T_base_cam)
         pose = outputs.pose_stamped(stamp, p['map_frame'], T_map_cam)
         self.pubs['pose'].publish(pose)

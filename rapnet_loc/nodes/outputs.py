@@ -41,7 +41,7 @@ def map_points(stamp: Time, frame: str, positions: np.ndarray) -> MarkerArray:
 def diagnostics(stamp: Time, hardware_id: str, result: TrackResult, counters: dict[str, int]) -> DiagnosticArray:
     """Tracking state and timing of one frame, with the counters (keyframes, map points, rejected inputs)."""
     values = {'state': result.state, 'keypoints': result.n_keypoints, 'tracked': result.n_tracked,
-              'ms': f'{result.ms:.2f}', 'keyframe': result.keyframe, **counters}
+              'ms': f'{result.ms:.2f}', 'keyframe': result.keyframe, 'map': result.map_id, **counters}
     status = DiagnosticStatus(level=LEVELS.get(result.state, DiagnosticStatus.WARN), name=DIAGNOSTIC_NAME,
                               message=result.state, hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])

@@ -71,6 +71,13 @@ class TrackingConfig:
             sequence (another recording, e.g. the next bag of an OpenLORIS scene played to the nodes, or a robot
             carried away while the camera was off): the front end counts itself lost and relocalizes first
             (``Tracking.new_sequence``).
+        new_map_after_s: in mapping mode, after this many seconds lost (relocalization failing on every frame) the
+            front end starts a new map at the current frame (ORB-SLAM3's Atlas), anchored at the pose wheel odometry
+            predicts when there is odometry; ``.inf`` never starts one (it stays lost until it relocalizes).
+        merge_min_inliers, merge_consistent, merge_max_shift, merge_max_turn_deg: map merging
+            (``rapnet_loc.slam.merging``): inliers a new keyframe needs against a keyframe of another map, after
+            relocalization's checks, and keyframes in a row that must find the same two maps with transforms that
+            agree within this many metres and degrees.
         confirm_observations, confirm_min_matches, probation_strikes: moving objects. A map point created by
             tracking is on probation until it has been observed consistently (pose inlier, depth consistent) in
             ``confirm_observations`` later frames, and is erased after ``probation_strikes`` inconsistent ones.
@@ -129,6 +136,11 @@ class TrackingConfig:
     new_points_min: int = 100
     max_motion_gap_s: float = 1.0
     new_sequence_gap_s: float = 30.0
+    new_map_after_s: float = 1.0
+    merge_min_inliers: int = 80
+    merge_consistent: int = 3
+    merge_max_shift: float = 0.1
+    merge_max_turn_deg: float = 5.0
     confirm_observations: int = 3
     confirm_min_matches: int = 20
     probation_strikes: int = 2

@@ -5,8 +5,8 @@ covisibility edges; cull recently created points that tracking rarely finds or t
 triangulate new points with its best covisible keyframes (``rapnet_loc.slam.triangulation``); search the points
 of those keyframes in its free keypoints and its points in theirs (ORB-SLAM2's fusion, without merging duplicates:
 only keypoints without a point take one); local bundle adjustment of the keyframe, its best covisible keyframes
-and the points they see, with the other keyframes that see those points held fixed (as is keyframe 0, which anchors
-the map); cull redundant covisible keyframes.
+and the points they see, with the other keyframes that see those points held fixed (as is the first keyframe of each
+map, its anchor); cull redundant covisible keyframes.
 """
 from __future__ import annotations
 
@@ -64,6 +64,25 @@ class LocalMapping:
             self._local_bundle_adjustment(kf)
         if self.cfg.cull_keyframes:
             self._cull_keyframes(kf)
+
+    def join_seam(self, kf: KeyFrame, match: KeyFrame) -> None:
+        """After two maps merged where ``kf`` recognized ``match`` (``rapnet_loc.slam.merging``): ``kf`` and its
+        best covisible keyframes and ``match`` and its best covisible keyframes search each other's points in
+        their free keypoints; descriptors, geometry and covisibility are refreshed; local bundle adjustment around
+        ``kf``."""
+        slam_map, n = self.map, self.cfg.triangulation_neighbours
+        slam_map.update_connections(kf)
+        near = [kf, *(slam_map.keyframes[k] for k in slam_map.covisible(kf.id, n))]
+        far = [match, *(slam_map.keyframes[k] for k in slam_map.covisible(match.id, n))]
+        near_ids, far_ids = (slam_map.points_of([f.id for f in side]) for side in (near, far))
+        touched = np.unique(np.concatenate([*(self._fuse_into(f, far_ids) for f in near),
+                                            *(self._fuse_into(f, near_ids) for f in far)]))
+        slam_map.update_descriptors(touched, self.distance)
+        slam_map.update_geometry(touched)
+        for changed in {f.id: f for f in (*near, *far)}.values():
+            slam_map.update_connections(changed)
+        if self.cfg.ba_window > 0:
+            self._local_bundle_adjustment(kf)
 
     def _cull_points(self, kf: KeyFrame) -> None:
         """ORB-SLAM2 ``MapPointCulling`` of the recently created points: a point is culled when tracking found it
@@ -143,12 +162,13 @@ class LocalMapping:
         return ids[ok]
 
     def _cull_keyframes(self, kf: KeyFrame) -> None:
-        """ORB-SLAM2 ``KeyFrameCulling``: erase each keyframe covisible with ``kf`` (keyframe 0 excepted) for which
+        """ORB-SLAM2 ``KeyFrameCulling``: erase each keyframe covisible with ``kf`` (the maps' anchors excepted) for which
         more than ``cull_keyframe_ratio`` of its close points (depth up to ``close_depth``) are seen by at least
         3 other keyframes at the same, finer or next coarser pyramid level."""
         slam_map = self.map
+        anchors = slam_map.anchors
         for k in slam_map.covisible(kf.id):
-            if k == 0:
+            if k in anchors:
                 continue
             other = slam_map.keyframes[k]
             depth = other.frame.depth
@@ -170,10 +190,11 @@ class LocalMapping:
     def _local_bundle_adjustment(self, kf: KeyFrame) -> None:
         """Refine ``kf``, its ``ba_window - 1`` best covisible keyframes and the points they see; observations that
         fail the chi-square test afterwards are erased. Keyframes outside the window that see the points are held
-        fixed, and so is keyframe 0; when there is none, the window's least covisible keyframe is. Points seen by a
+        fixed, and so are the maps' anchors; when there is none, the window's least covisible keyframe is. Points seen by a
         single keyframe are left out: they carry no information on the poses."""
         slam_map, pts = self.map, self.map.points
-        window = [k for k in [kf.id, *slam_map.covisible(kf.id, self.cfg.ba_window - 1)] if k != 0]
+        anchors = slam_map.anchors
+        window = [k for k in [kf.id, *slam_map.covisible(kf.id, self.cfg.ba_window - 1)] if k not in anchors]
         ids = slam_map.points_of(window)
         ids = ids[pts.n_obs[ids] > 1]
         pid, kf_ids, kp = slam_map.observation_arrays(ids)

@@ -3,6 +3,15 @@
 ORB-SLAM2's ``MapPoint`` objects are the rows of the ``MapPoints`` table here: every attribute is a column
 (array indexed by point id), so that tracking projects and matches thousands of points with vectorised numpy
 operations. Point ids are never reused; culled points stay in the table flagged ``bad``.
+
+Several maps (ORB-SLAM3's Atlas): when tracking is lost for good the front end starts a new map, and maps merge when
+a place of one is recognized from another (``rapnet_loc.slam.merging``). Here all maps share one ``Map`` object:
+each keyframe carries the id of its map (``KeyFrame.map_id``; map 0 is the first), maps share no point, and so no
+covisibility edge, until they merge. Each map has its own world frame; its first keyframe (its ``anchor``) is held
+fixed by bundle adjustment and never culled. ``anchored`` maps are those whose world frame is the first map's:
+map 0, and a map started at the pose that wheel odometry predicted. A merge moves a map's keyframes and points into
+the frame of the other (``merge``) and records the transform, so poses tracked in it before can be moved too
+(``to_first_frame``).
 """
 from __future__ import annotations
 
@@ -27,13 +36,15 @@ class KeyFrame:
         frame: the tracked frame it was made from (keypoints, depth, descriptors).
         T_cw: (4, 4) world-to-camera pose, the map's current estimate (refined by bundle adjustment).
         point_ids: (N,) int64 map point observed at each keypoint, -1 for none.
+        map_id: the map it belongs to (see the module doc).
     """
 
-    def __init__(self, kf_id: int, frame: Frame):
+    def __init__(self, kf_id: int, frame: Frame, map_id: int = 0):
         self.id = kf_id
         self.frame = frame
         self.T_cw = frame.T_cw.copy()
         self.point_ids = np.full(len(frame), -1, np.int64)
+        self.map_id = map_id
 
     @property
     def T_wc(self) -> np.ndarray:
@@ -147,6 +158,9 @@ class Map:
         keyframes: id -> KeyFrame, in insertion order.
         points: the ``MapPoints`` table.
         covisibility: keyframe id -> {covisible keyframe id: number of shared map points}.
+        active_map: the map new keyframes join (the one tracking is in).
+        anchored: ids of the maps whose world frame is the first map's (see the module doc).
+        merged: map id -> (id of the map it was merged into, (4, 4) transform from its world frame to that one's).
     """
 
     def __init__(self, scale_factor: float, n_levels: int):
@@ -155,11 +169,72 @@ class Map:
         self.keyframes: dict[int, KeyFrame] = {}
         self.points = MapPoints()
         self.covisibility: dict[int, dict[int, int]] = {}
+        self.active_map = 0
+        self.anchored: set[int] = {0}
+        self.merged: dict[int, tuple[int, np.ndarray]] = {}
+
+    @property
+    def map_ids(self) -> list[int]:
+        """Ids of the maps that hold keyframes, ascending."""
+        return sorted({kf.map_id for kf in self.keyframes.values()})
+
+    @property
+    def anchors(self) -> set[int]:
+        """Keyframe ids of the maps' anchors: the first keyframe of each map (the oldest kept, after a merge)."""
+        first: dict[int, int] = {}
+        for k, kf in self.keyframes.items():
+            first.setdefault(kf.map_id, k)
+        return set(first.values())
+
+    def start_map(self, anchored: bool) -> int:
+        """A new, empty map that new keyframes join from now on; ``anchored`` when its world frame is the first
+        map's. Its id."""
+        self.active_map = max([*self.map_ids, *self.merged, self.active_map]) + 1
+        if anchored:
+            self.anchored.add(self.active_map)
+        return self.active_map
+
+    def merge(self, src: int, dst: int, S: np.ndarray) -> None:
+        """Move map ``src`` into map ``dst``: its keyframes' poses and its points go through ``S`` (4, 4), the
+        rigid transform from ``src``'s world frame to ``dst``'s, and its keyframes join ``dst``."""
+        kfs = [kf for kf in self.keyframes.values() if kf.map_id == src]
+        S_inv = invert(S)
+        for kf in kfs:
+            kf.T_cw = kf.T_cw @ S_inv
+            kf.map_id = dst
+        ids = self.points_of([kf.id for kf in kfs])
+        R, t = S[:3, :3], S[:3, 3]
+        self.points.positions[ids] = self.points.positions[ids] @ R.T + t
+        self.points.normals[ids] = self.points.normals[ids] @ R.T
+        self.merged[src] = (dst, S.copy())
+        self.anchored.discard(src)
+        if self.active_map == src:
+            self.active_map = dst
+
+    def to_first_frame(self, map_id: int) -> np.ndarray | None:
+        """(4, 4) transform from map ``map_id``'s world frame as it was when poses were tracked in it to the first
+        map's (through the merges since), or None while it is in a map that is not anchored."""
+        S = np.eye(4)
+        while map_id in self.merged:
+            map_id, step = self.merged[map_id]
+            S = step @ S
+        return S if map_id in self.anchored else None
+
+    def replace_point(self, keep: int, drop: int) -> None:
+        """Point ``drop`` is point ``keep`` seen twice (ORB-SLAM2 ``MapPoint::Replace``): its observations move to
+        ``keep`` (where the keyframe does not observe ``keep`` already) and it is culled."""
+        pts = self.points
+        moved = [(kf_id, i) for kf_id, i in pts.observations[drop].items() if kf_id not in pts.observations[keep]]
+        self.erase_points(np.array([drop]))
+        for kf_id, i in moved:
+            self.add_observations(self.keyframes[kf_id], np.array([i]), np.array([keep]))
+        pts.found[keep] += pts.found[drop]
+        pts.visible[keep] += pts.visible[drop]
 
     def add_keyframe(self, frame: Frame) -> KeyFrame:
-        """Promote a tracked frame; it observes the map points of its inlier matches. Ids increase with insertion
-        and are not reused after culling (``erase_keyframe``)."""
-        kf = KeyFrame(max(self.keyframes, default=-1) + 1, frame)
+        """Promote a tracked frame into the active map; it observes the map points of its inlier matches. Ids
+        increase with insertion and are not reused after culling (``erase_keyframe``)."""
+        kf = KeyFrame(max(self.keyframes, default=-1) + 1, frame, self.active_map)
         self.keyframes[kf.id] = kf
         self.covisibility[kf.id] = {}
         matched = frame.matched()

@@ -17,6 +17,9 @@ Layout (numpy ``.npz``, a zip of ``.npy`` arrays, read with ``allow_pickle=False
     cov_kf, cov_other, cov_weight (E,)     covisibility edges (both directions)
     vpr_<key>             the place recognizer's state (``PlaceRecognizer.state``); arrays of ``MMAP_BYTES`` or
                           more are stored uncompressed and memory-mapped on loading (``rapnet_loc.io.npz``)
+    kf_map_id (K,)        the map of each keyframe, when the front end made several (``rapnet_loc.slam.map``); then
+                          meta also holds ``maps`` {active, anchored, merged: {src: [dst, S as 16 numbers]}}.
+                          Files without it hold one map, map 0.
 
 Version 1 files (rapnet-loc before the place-recognizer registry) have no ``kf_name``, no ``place_recognition`` and
 no ``vpr_`` arrays, and give the descriptor thresholds as single Hamming values; they still load: keyframes are
@@ -142,6 +145,10 @@ def save_map(path: str | os.PathLike, slam_map: Map, camera: Camera, config: Sla
                          'scale_factor': feats0.scale_factor, 'n_levels': feats0.n_levels},
             'place_recognition': {'name': recognizer.name, 'conf': dict(recognizer.conf)},
             'camera': {**asdict(camera), 'D': np.asarray(camera.D).tolist()}, 'config': config.as_dict()}
+    several = slam_map.merged or any(kf.map_id for kf in kfs)
+    if several:
+        meta['maps'] = {'active': slam_map.active_map, 'anchored': sorted(slam_map.anchored),
+                        'merged': {str(k): [dst, S.reshape(-1).tolist()] for k, (dst, S) in slam_map.merged.items()}}
     arrays = {'format': np.array(FORMAT), 'version': np.array(VERSION), 'meta': np.array(json.dumps(meta)),
               'kf_id': np.array([kf.id for kf in kfs], np.int64),
               'kf_frame_id': np.array([kf.frame.id for kf in kfs], np.int64),
@@ -150,6 +157,8 @@ def save_map(path: str | os.PathLike, slam_map: Map, camera: Camera, config: Sla
               'kf_T_cw': np.array([kf.T_cw for kf in kfs]).reshape(-1, 4, 4),
               'kf_offsets': np.r_[0, np.cumsum([len(kf.frame) for kf in kfs])].astype(np.int64),
               'kp_point_ids': np.concatenate([kf.point_ids for kf in kfs])}
+    if several:
+        arrays['kf_map_id'] = np.array([kf.map_id for kf in kfs], np.int64)
     for name in FEATURE_ARRAYS:
         arrays[f'kp_{name}'] = np.concatenate([getattr(kf.frame.features, name) for kf in kfs])
     for name in FRAME_ARRAYS:
@@ -274,8 +283,9 @@ def _check_counts(a: dict[str, np.ndarray]) -> None:
         raise ValueError('keyframe ids are not increasing non-negative numbers')
     if len(offsets) != n_kfs + 1 or offsets[0] != 0 or offsets[-1] != n_kp or np.any(np.diff(offsets) < 0):
         raise ValueError('keyframe offsets do not cover the keypoint arrays')
-    if 'kf_name' in a and len(a['kf_name']) != n_kfs:
-        raise ValueError(f'kf_name has {len(a["kf_name"])} rows, not {n_kfs}')
+    for key in ('kf_name', 'kf_map_id'):
+        if key in a and len(a[key]) != n_kfs:
+            raise ValueError(f'{key} has {len(a[key])} rows, not {n_kfs}')
     for key, n in [*((f'kp_{name}', n_kp) for name in (*FEATURE_ARRAYS, *FRAME_ARRAYS)),
                    *((f'pt_{name}', n_points) for name in POINT_COLUMNS)]:
         if len(a[key]) != n:
@@ -306,7 +316,7 @@ def _build_map(a: dict[str, np.ndarray], meta: dict) -> Map:
         frame = Frame(id=int(a['kf_frame_id'][row]), stamp_ns=int(a['kf_stamp_ns'][row]), features=features,
                       point_ids=point_ids.copy(), T_cw=a['kf_T_cw'][row].copy(), name=names[row],
                       **{name: a[f'kp_{name}'][rows] for name in FRAME_ARRAYS})
-        kf = KeyFrame(k, frame)
+        kf = KeyFrame(k, frame, int(a['kf_map_id'][row]) if 'kf_map_id' in a else 0)
         kf.point_ids = point_ids
         slam_map.keyframes[k] = kf
         slam_map.covisibility[k] = {}
@@ -319,4 +329,9 @@ def _build_map(a: dict[str, np.ndarray], meta: dict) -> Map:
         pts.observations[pid][kf_id] = i
     for kf_id, other, weight in zip(a['cov_kf'].tolist(), a['cov_other'].tolist(), a['cov_weight'].tolist()):
         slam_map.covisibility[kf_id][other] = weight
+    if maps := meta.get('maps'):
+        slam_map.active_map = int(maps['active'])
+        slam_map.anchored = {int(m) for m in maps['anchored']}
+        slam_map.merged = {int(k): (int(dst), np.asarray(S, np.float64).reshape(4, 4))
+                           for k, (dst, S) in maps['merged'].items()}
     return slam_map

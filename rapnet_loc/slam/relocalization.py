@@ -50,7 +50,7 @@ def _pnp_pose(points_w: np.ndarray, uv: np.ndarray, camera: Camera, sigma: np.nd
     return T, inliers.reshape(-1)
 
 
-def _try_candidate(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cfg: TrackingConfig) -> bool:
+def try_keyframe(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cfg: TrackingConfig) -> bool:
     """Relocalize ``frame`` against one keyframe; on success ``frame`` holds the pose and its matches."""
     pts = slam_map.points
     kp_idx = np.flatnonzero(kf.point_ids >= 0)
@@ -96,7 +96,7 @@ def relocalize(frame: Frame, slam_map: Map, camera: Camera, cfg: TrackingConfig,
     """
     if len(frame) >= cfg.reloc_min_matches:
         for kf in candidates(slam_map, frame, cfg.reloc_candidates):
-            if _try_candidate(frame, kf, slam_map, camera, cfg):
+            if try_keyframe(frame, kf, slam_map, camera, cfg):
                 return True
     frame.point_ids[:] = -1
     frame.T_cw = None

@@ -7,8 +7,9 @@ keyframes for each frame, hloc-style pairs). ``open_map`` resolves the settings 
 Outputs of ``replay`` in its folder:
 
 - ``trajectory.tum``: camera-to-world poses of the tracked frames (TUM format, stamps of the input frames);
-- ``status.csv``: one row per frame, ``stamp,state,keypoints,tracked,ms`` (``state`` is ok, lost, relocalized, or
-  dropped by the real-time model);
+- ``status.csv``: one row per frame, ``stamp,state,keypoints,tracked,ms`` (``state`` is ok, lost, relocalized,
+  new_map (a new map started there, see ``rapnet_loc.slam.tracking``), unanchored (tracked in a map that never
+  joined the first map's frame: no pose written) or dropped by the real-time model);
 - ``trajectory_openloris.txt`` (bags only): the same poses in the OpenLORIS result format, frame ``d400_color``,
   scene and sequence number from the bag name (``office1-3.bag``: scene office, sequence 3);
 - ``report.json``: frame counts, keyframes and timing; with ground truth also the TUM ATE/RPE
@@ -100,12 +101,12 @@ def process_frames(system: System, frames: Iterable[RGBDFrame], realtime: bool) 
         yield system.process(held)
 
 
-def write_status(path: Path, results: list[TrackResult]) -> None:
-    """``status.csv``: header ``STATUS_COLUMNS`` and one row per frame."""
+def write_status(path: Path, results: list[TrackResult], states: list[str]) -> None:
+    """``status.csv``: header ``STATUS_COLUMNS`` and one row per frame, with its state ``states``."""
     with atomic_write(path) as fh:
         fh.write(','.join(STATUS_COLUMNS) + '\n')
-        for r in results:
-            fh.write(f'{format_stamp(r.stamp_ns)},{r.state},{r.n_keypoints},{r.n_tracked},{r.ms:.2f}\n')
+        for r, state in zip(results, states):
+            fh.write(f'{format_stamp(r.stamp_ns)},{state},{r.n_keypoints},{r.n_tracked},{r.ms:.2f}\n')
 
 
 def make_system(source: RGBDSource, config: SlamConfig, odom_prior: bool = False,
@@ -133,7 +134,7 @@ def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = F
         ConfigError: no frames, or options the source cannot serve.
     """
     system = make_system(source, config, odom_prior, map_file)
-    report, _ = replay_sequence(system, source, out, realtime, gt_file)
+    report, _ = write_sequence(system, source, track_sequence(system, source, realtime), out, gt_file)
     if map_out:
         system.save_map(map_out)
     return report
@@ -157,11 +158,14 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
     """
     check_sequences(sources)
     system = make_system(sources[0], config, odom_prior, map_file)
-    reports, trajectories = [], {}
+    results = []
     for n, source in enumerate(sources):
         if n:
             system.start_sequence(OdometryPrior(*source.odometry()) if odom_prior else None)
-        report, traj = replay_sequence(system, source, out / source.path.stem, realtime, gt_file)
+        results.append(track_sequence(system, source, realtime))
+    reports, trajectories = [], {}
+    for source, seq_results in zip(sources, results):       # after the run: later merges move earlier poses
+        report, traj = write_sequence(system, source, seq_results, out / source.path.stem, gt_file)
         reports.append(report)
         trajectories[source.seq] = traj
     if all(isinstance(s, BagSource) for s in sources):
@@ -199,32 +203,42 @@ def check_sequences(sources: list[RGBDSource]) -> None:
                           f'{", ".join(s.path.name for s in bags)}); name them SCENE-N, e.g. office1-2.bag')
 
 
-def replay_sequence(system: System, source: RGBDSource, out: Path, realtime: bool = False,
-                    gt_file: Path | None = None) -> tuple[dict, Trajectory]:
-    """``system`` over the frames of ``source`` (``process_frames``); the module doc's outputs written into
-    ``out``; the report and the trajectory of the tracked frames."""
-    config = system.config
+def track_sequence(system: System, source: RGBDSource, realtime: bool = False) -> list[TrackResult]:
+    """``system`` over the frames of ``source`` (``process_frames``, with a progress bar); the results."""
     results = list(process_frames(system, progress(source.frames(), source, f'replay {source.path.name}'),
                                   realtime))
     if not results:
         raise ConfigError(f'no frames to replay in {source.path} (in the range asked for)')
-    gt = source.ground_truth(gt_file)
-    tracked = [r for r in results if r.T_wc is not None]
-    traj = Trajectory.from_matrices([r.stamp_ns for r in tracked], np.array([r.T_wc for r in tracked]))
+    return results
+
+
+def write_sequence(system: System, source: RGBDSource, results: list[TrackResult], out: Path,
+                   gt_file: Path | None = None) -> tuple[dict, Trajectory]:
+    """The module doc's outputs of one replayed sequence written into ``out``; its report and trajectory.
+
+    Poses are written in the first map's frame (``System.pose_in_first_map``), so call this once the run is over:
+    a frame tracked in a map started while lost gets its pose once that map has merged into an anchored one; the
+    frames of a map that never did are written as ``unanchored`` in ``status.csv``, without a pose.
+    """
+    config = system.config
+    poses = [system.pose_in_first_map(r) for r in results]
+    states = ['unanchored' if r.T_wc is not None and T is None else r.state for r, T in zip(results, poses)]
+    tracked = [(r.stamp_ns, T) for r, T in zip(results, poses) if T is not None]
+    traj = Trajectory.from_matrices([s for s, _ in tracked], np.array([T for _, T in tracked]).reshape(-1, 4, 4))
     write_tum(out / 'trajectory.tum', traj, header=f'rapnet-loc replay {source.path}\ncamera-to-world poses')
-    write_status(out / 'status.csv', results)
+    write_status(out / 'status.csv', results, states)
     if isinstance(source, BagSource):
         write_openloris(out / 'trajectory_openloris.txt', openloris_result(source, config, {source.seq: traj}))
     processed = [r for r in results if r.state != 'dropped']
     ms = np.array([r.ms for r in processed])
-    states = [r.state for r in results]
     report = {'source': str(source.path), 'features': config.features,
               'place_recognition': config.place_recognition, 'frames': len(results),
               'dropped': len(results) - len(processed), 'tracked': len(tracked),
               'tracked_ratio': len(tracked) / len(processed), 'lost': states.count('lost'),
-              'relocalized': states.count('relocalized'), 'keyframes': int(sum(r.keyframe for r in results)),
+              'relocalized': states.count('relocalized'), 'new_maps': states.count('new_map'),
+              'unanchored': states.count('unanchored'), 'keyframes': int(sum(r.keyframe for r in results)),
               'ms_median': float(np.median(ms)), 'ms_mean': float(ms.mean())}
-    report.update(evaluate_trajectory(traj, gt, out))
+    report.update(evaluate_trajectory(traj, source.ground_truth(gt_file), out))
     with atomic_write(out / 'report.json') as fh:
         json.dump(report, fh, indent=1)
     return report, traj

@@ -30,13 +30,16 @@ class TrackResult:
 
     Attributes:
         stamp_ns: the frame's stamp.
-        state: ``'ok'``, ``'lost'`` (no pose; also before the map is initialised) or ``'relocalized'``.
-        T_wc: (4, 4) camera-to-world pose (world = first tracked camera, or the frame of a given map), None when
-            lost.
+        state: ``'ok'``, ``'lost'`` (no pose; also before the map is initialised), ``'relocalized'`` or
+            ``'new_map'`` (lost too long: a new map starts at this frame, ``TrackingConfig.new_map_after_s``).
+        T_wc: (4, 4) camera-to-world pose in the world frame of map ``map_id`` as it was at this frame (world =
+            first tracked camera, or the frame of a given map), None when lost; ``System.pose_in_first_map`` moves
+            it into the first map's frame.
         n_keypoints: keypoints extracted.
         n_tracked: map points tracked (inliers of the final pose optimisation; 0 when lost).
         ms: processing time in milliseconds, feature extraction included.
         keyframe: whether the frame became a keyframe.
+        map_id: the map the frame was tracked in (``rapnet_loc.slam.map``; 0 unless the front end started others).
     """
 
     stamp_ns: int
@@ -46,6 +49,7 @@ class TrackResult:
     n_tracked: int
     ms: float
     keyframe: bool
+    map_id: int = 0
 
 
 class System:
@@ -163,7 +167,14 @@ class System:
         frame.image = None
         ms = 1000.0 * (time.perf_counter() - start)
         return TrackResult(frame.stamp_ns, outcome.value, None if outcome == Outcome.LOST else frame.T_wc,
-                           len(frame), self.tracking.n_inliers, ms, keyframe)
+                           len(frame), self.tracking.n_inliers, ms, keyframe, self.map.active_map)
+
+    def pose_in_first_map(self, result: TrackResult) -> np.ndarray | None:
+        """(4, 4) camera-to-world pose of ``result`` in the first map's world frame, through the merges of its map
+        since (``Map.to_first_frame``); None when lost, or while its map is neither anchored (started at an
+        odometry-predicted pose) nor merged into an anchored one."""
+        S = None if result.T_wc is None else self.map.to_first_frame(result.map_id)
+        return None if S is None else S @ result.T_wc
 
     def save_map(self, path: str | os.PathLike) -> None:
         """Save the map with the place recognizer, re-fitted on all its keyframes (``rapnet_loc.slam.map_io``).

@@ -23,6 +23,13 @@ descriptor matching against those keyframes, nearest first; when that fails too,
 no prior. Given before the map exists, the prior is the pose of the first keyframe, so the map is built in its
 frame.
 
+Several maps (ORB-SLAM3's Atlas; mapping mode): when tracking stays lost for ``new_map_after_s`` (every frame's
+relocalization failing), a new map starts at the current frame, at the pose wheel odometry predicts from the last
+tracked frame when there is odometry (the new map is then anchored in the first map's frame), else at the last
+tracked pose (not anchored); tracking goes on in it. Relocalization still searches every map, and each new keyframe
+looks for places of the other maps to merge them (``rapnet_loc.slam.merging``). Frames report the map they were
+tracked in; ``Map.to_first_frame`` moves their poses into the first map's frame once their map is anchored or merged.
+
 Stamps: a stamp that is not after the previous frame's is logged and treated as a discontinuity (no motion
 predicted, velocity forgotten), as is a gap longer than ``max_motion_gap_s``. A jump of more than
 ``new_sequence_gap_s`` either way starts a new sequence (``new_sequence``): the next frame relocalizes against the
@@ -43,6 +50,7 @@ from rapnet_loc.slam.config import TrackingConfig
 from rapnet_loc.slam.frame import Frame
 from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import KeyFrame, Map
+from rapnet_loc.slam.merging import MapMerging
 from rapnet_loc.slam.odometry import ConstantVelocity, OdometryPrior
 from rapnet_loc.slam.optimizer import chi2_thresholds, optimize_pose, project_residuals
 from rapnet_loc.slam.relocalization import CandidateFn, keyframes_near, relocalize
@@ -64,6 +72,7 @@ class Outcome(str, Enum):
     OK = 'ok'
     LOST = 'lost'
     RELOCALIZED = 'relocalized'
+    NEW_MAP = 'new_map'
 
 
 class Tracking:
@@ -85,6 +94,9 @@ class Tracking:
         motion: the constant-velocity motion model.
         n_inliers: map-point inliers of the last frame (0 when lost; all its points for the first keyframe).
         pose_prior: (4, 4) ``T_cw`` for the next frame from outside (see the module doc), or None; consumed by it.
+        last_tracked: the last frame that got a pose (None at the start of a sequence).
+        lost_since_ns: stamp of the first frame of the current loss (None while tracking).
+        merging: detects places of other maps in new keyframes and merges maps (``rapnet_loc.slam.merging``).
     """
 
     def __init__(self, camera: Camera, slam_map: Map, local_mapping: LocalMapping, cfg: TrackingConfig,
@@ -105,6 +117,9 @@ class Tracking:
         self.last_reloc_frame_id = -(10**9)
         self.n_inliers = 0
         self.pose_prior: np.ndarray | None = None
+        self.last_tracked: Frame | None = None
+        self.lost_since_ns: int | None = None
+        self.merging = MapMerging(slam_map, camera, cfg, candidates, local_mapping)
 
     def track(self, frame: Frame) -> Outcome:
         """Estimate ``frame.T_cw`` (left None when lost) and update the map; the outcome of the frame."""
@@ -132,11 +147,18 @@ class Tracking:
                     self.motion.update(last.T_cw, last.stamp_ns, frame.T_cw, frame.stamp_ns)
                 if not self.localization_only and self._need_keyframe(frame):
                     self._create_keyframe(frame)
+                    if len(self.map.map_ids) > 1:
+                        self._merge(frame)
+            elif self._new_map_due(frame) and self._start_new_map(frame):
+                ok, outcome = True, Outcome.NEW_MAP
         if ok:
             self.state = State.OK
+            self.map.active_map = self.reference_kf.map_id
+            self.last_tracked, self.lost_since_ns = frame, None
         else:
             if self.state != State.NOT_INITIALIZED:
                 self.state = State.LOST
+                self.lost_since_ns = frame.stamp_ns if self.lost_since_ns is None else self.lost_since_ns
             frame.T_cw = None
             frame.point_ids[:] = -1
             self.n_inliers = 0
@@ -150,7 +172,7 @@ class Tracking:
         if self.state != State.NOT_INITIALIZED:
             self.state = State.LOST
         self.motion.reset()
-        self.last_frame = None
+        self.last_frame = self.last_tracked = None
         self.n_inliers = 0
 
     def _check_stamp(self, frame: Frame) -> None:
@@ -183,6 +205,38 @@ class Tracking:
             if motion is not None:
                 return motion
         return self.motion.predict(last.stamp_ns, frame.stamp_ns)
+
+    def _new_map_due(self, frame: Frame) -> bool:
+        """Whether tracking has been lost for ``new_map_after_s`` (mapping mode only)."""
+        return (not self.localization_only and self.lost_since_ns is not None
+                and (frame.stamp_ns - self.lost_since_ns) / 1e9 >= self.cfg.new_map_after_s)
+
+    def _start_new_map(self, frame: Frame) -> bool:
+        """Start a new map at ``frame`` (ORB-SLAM3's ``CreateMapInAtlas``; RGB-D initializes from one frame): at the
+        pose the wheel odometry predicts from the last tracked frame (the map is then anchored in the first map's
+        frame), else at the last tracked pose (not anchored). False when the frame has too little depth."""
+        if frame.has_depth.sum() < self.cfg.init_min_points:
+            return False
+        predicted = None
+        if self.odometry is not None and self.last_tracked is not None:
+            motion = self.odometry.motion(self.last_tracked.stamp_ns, frame.stamp_ns)
+            predicted = None if motion is None else motion @ self.last_tracked.T_cw
+        T_cw = predicted if predicted is not None else (
+            np.eye(4) if self.last_tracked is None else self.last_tracked.T_cw)
+        map_id = self.map.start_map(anchored=predicted is not None)
+        self._initialize(frame, T_cw)
+        self.motion.reset()
+        LOG.info('frame %d: lost for %.1f s; new map %d started%s', frame.id,
+                 (frame.stamp_ns - self.lost_since_ns) / 1e9, map_id,
+                 ' at the odometry-predicted pose' if predicted is not None else ' (not anchored: no odometry)')
+        return True
+
+    def _merge(self, frame: Frame) -> None:
+        """Look for another map's place in the keyframe just made of ``frame`` (``rapnet_loc.slam.merging``); after
+        a merge the frame keeps its keyframe's pose, moved and refined by it."""
+        kf = self.reference_kf
+        if self.merging.process(kf):
+            frame.T_cw = kf.T_cw.copy()
 
     def _initialize(self, frame: Frame, T_cw: np.ndarray) -> bool:
         """First keyframe at pose ``T_cw`` (4, 4) with a map point (on probation) for every keypoint with depth."""
@@ -392,10 +446,12 @@ class Tracking:
 
         Local mapping runs synchronously, so it is always idle and ORB-SLAM2's condition ``c1b`` holds as soon as
         ``keyframe_min_frames`` have passed; the decision is then its condition ``c2``: few inliers compared with
-        the reference keyframe's well-observed points, or few tracked close points with many untracked ones.
+        the reference keyframe's well-observed points, or few tracked close points with many untracked ones. Map
+        sizes are those of the reference keyframe's map.
         """
         cfg = self.cfg
-        n_kfs = len(self.map.keyframes)
+        active = self.reference_kf.map_id
+        n_kfs = sum(kf.map_id == active for kf in self.map.keyframes.values())
         if frame.id < self.last_reloc_frame_id + cfg.keyframe_max_frames and n_kfs > cfg.keyframe_max_frames:
             return False
         if frame.id < self.last_kf_frame_id + cfg.keyframe_min_frames:

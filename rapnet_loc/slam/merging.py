@@ -1,0 +1,151 @@
+"""Map merging (ORB-SLAM3's Atlas merge, simplified for RGB-D): when a new keyframe of one map is recognized in
+another map, the newer of the two moves into the older one's world frame and they become one map.
+
+Detection, after each new keyframe while the map holds several maps: the place recognizer's candidates for the
+keyframe that belong to other maps are tried as relocalization tries them (``relocalization.try_keyframe``:
+mutual matches with the candidate's points, PnP RANSAC, pose optimisation and a projection search); the first that
+leaves ``merge_min_inliers`` inliers gives the keyframe's pose in the other map and so the rigid transform between
+the two world frames (depth fixes the scale: SE(3)). As in ORB-SLAM3, one detection is not enough: repeated
+structure (identical doors, tiled floors) can match a keyframe to the wrong place with many inliers. The maps merge
+once ``merge_consistent`` keyframes in a row (one keyframe without a detection is forgiven) found the same two maps
+with transforms that agree within ``merge_max_shift`` metres and ``merge_max_turn_deg`` degrees.
+
+Merge: ``Map.merge`` moves the newer map's keyframes and points with the last detection's transform; the last
+keyframe's points that matched points of the other map are fused with them (``Map.replace_point``, the point with
+more observations kept), its free keypoints observe the matched points, and local mapping joins the seam
+(``LocalMapping.join_seam``: the keyframes on both sides search each other's points, covisibility, local bundle
+adjustment around the keyframe).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from rapnet_loc.geometry import invert, rotation_angle
+from rapnet_loc.slam.camera import Camera
+from rapnet_loc.slam.config import TrackingConfig
+from rapnet_loc.slam.local_mapping import LocalMapping
+from rapnet_loc.slam.map import KeyFrame, Map
+from rapnet_loc.slam.relocalization import CandidateFn, try_keyframe
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class Detection:
+    """Keyframe ``kf_id`` of map ``kf_map`` recognized keyframe ``match_id`` of map ``match_map`` with ``inliers``
+    inliers; ``S`` (4, 4) takes ``kf_map``'s world frame to ``match_map``'s."""
+
+    kf_id: int
+    kf_map: int
+    match_id: int
+    match_map: int
+    S: np.ndarray
+    inliers: int
+
+    def agrees(self, other: Detection, max_shift: float, max_turn_deg: float) -> bool:
+        """Same two maps, and transforms within ``max_shift`` metres and ``max_turn_deg`` degrees."""
+        if (self.kf_map, self.match_map) != (other.kf_map, other.match_map):
+            return False
+        D = invert(self.S) @ other.S
+        return bool(np.linalg.norm(D[:3, 3]) <= max_shift and np.degrees(rotation_angle(D[:3, :3])) <= max_turn_deg)
+
+
+@dataclass
+class Merge:
+    """Map ``src`` moved into map ``dst`` (the older of the two) by ``S`` (4, 4), ``src``'s world frame to
+    ``dst``'s; ``detections``: the keyframes that recognized it, the last one joined the seam."""
+
+    src: int
+    dst: int
+    S: np.ndarray
+    detections: list[Detection]
+
+
+class MapMerging:
+    """Detects places of another map from new keyframes and merges the maps (see the module doc).
+
+    Args:
+        slam_map, camera, cfg: the map, the colour camera and the tracking settings (``reloc_*`` for the
+            recognition check, ``merge_*``).
+        candidates: the place recognizer's candidate keyframes (``KeyFrameDatabase``).
+        local_mapping: joins the seam after a merge.
+    Attributes:
+        pending: the consistent detections in a row so far.
+        merges: the merges done.
+    """
+
+    def __init__(self, slam_map: Map, camera: Camera, cfg: TrackingConfig, candidates: CandidateFn,
+                 local_mapping: LocalMapping):
+        self.map, self.camera, self.cfg = slam_map, camera, cfg
+        self.candidates, self.local_mapping = candidates, local_mapping
+        self.pending: list[Detection] = []
+        self.misses = 0
+        self.merges: list[Merge] = []
+
+    def process(self, kf: KeyFrame) -> Merge | None:
+        """Look for another map's place in the new keyframe ``kf``; merge when the detections agree."""
+        found = self._recognize(kf)
+        if found is None:
+            self.misses += 1
+            if self.misses > 1:
+                self.pending = []
+            return None
+        detection, matched = found
+        self.misses = 0
+        cfg = self.cfg
+        if self.pending and not self.pending[-1].agrees(detection, cfg.merge_max_shift, cfg.merge_max_turn_deg):
+            self.pending = []
+        self.pending.append(detection)
+        if len(self.pending) < cfg.merge_consistent:
+            return None
+        return self._merge(kf, matched)
+
+    def _recognize(self, kf: KeyFrame) -> tuple[Detection, np.ndarray] | None:
+        """The first candidate keyframe of another map that ``kf`` relocalizes against with ``merge_min_inliers``
+        inliers: the detection and the (N,) points of that map matched to ``kf``'s keypoints (-1: none)."""
+        slam_map, cfg = self.map, self.cfg
+        others = [c for c in self.candidates(slam_map, kf.frame, len(slam_map.keyframes)) if c.map_id != kf.map_id]
+        probe = dataclasses.replace(kf.frame, point_ids=np.full(len(kf.frame), -1, np.int64), T_cw=None)
+        for match in others[:cfg.reloc_candidates]:
+            if try_keyframe(probe, match, slam_map, self.camera, cfg):
+                inliers = int((probe.point_ids >= 0).sum())
+                if inliers >= cfg.merge_min_inliers:
+                    S = invert(probe.T_cw) @ kf.T_cw          # kf's world frame -> match's world frame
+                    return Detection(kf.id, kf.map_id, match.id, match.map_id, S, inliers), probe.point_ids.copy()
+        return None
+
+    def _merge(self, kf: KeyFrame, matched: np.ndarray) -> Merge:
+        last = self.pending[-1]
+        if last.kf_map > last.match_map:
+            merge = Merge(last.kf_map, last.match_map, last.S, self.pending)
+        else:
+            merge = Merge(last.match_map, last.kf_map, invert(last.S), self.pending)
+        self.map.merge(merge.src, merge.dst, merge.S)
+        _fuse_matches(kf, matched, self.map)
+        self.local_mapping.join_seam(kf, self.map.keyframes[last.match_id])
+        LOG.info('map %d merged into map %d: keyframes %s recognized keyframes %s (%s inliers)', merge.src,
+                 merge.dst, [d.kf_id for d in self.pending], [d.match_id for d in self.pending],
+                 [d.inliers for d in self.pending])
+        self.pending, self.misses = [], 0
+        self.merges.append(merge)
+        return merge
+
+
+def _fuse_matches(kf: KeyFrame, matched: np.ndarray, slam_map: Map) -> None:
+    """Keypoints of ``kf`` matched to points ``matched`` (N,) (-1: none) of the other map: a free keypoint observes
+    its match; a keypoint with a point of its own fuses the two."""
+    pts = slam_map.points
+    for i in np.flatnonzero(matched >= 0).tolist():
+        other, own = int(matched[i]), int(kf.point_ids[i])
+        if pts.bad[other] or own == other or kf.id in pts.observations[other]:
+            continue
+        if own < 0:
+            slam_map.add_observations(kf, np.array([i]), np.array([other]))
+        elif pts.n_obs[own] > pts.n_obs[other]:
+            slam_map.replace_point(own, other)
+        else:
+            slam_map.replace_point(other, own)
