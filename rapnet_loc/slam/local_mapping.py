@@ -162,9 +162,9 @@ class LocalMapping:
         return ids[ok]
 
     def _cull_keyframes(self, kf: KeyFrame) -> None:
-        """ORB-SLAM2 ``KeyFrameCulling``: erase each keyframe covisible with ``kf`` (the maps' anchors excepted) for which
-        more than ``cull_keyframe_ratio`` of its close points (depth up to ``close_depth``) are seen by at least
-        3 other keyframes at the same, finer or next coarser pyramid level."""
+        """ORB-SLAM2 ``KeyFrameCulling``: erase each keyframe covisible with ``kf`` (the maps' anchors excepted) for
+        which more than ``cull_keyframe_ratio`` of its close points (depth up to ``close_depth``) are seen by at
+        least 3 other keyframes at the same, finer or next coarser pyramid level."""
         slam_map = self.map
         anchors = slam_map.anchors
         for k in slam_map.covisible(kf.id):
@@ -190,8 +190,8 @@ class LocalMapping:
     def _local_bundle_adjustment(self, kf: KeyFrame) -> None:
         """Refine ``kf``, its ``ba_window - 1`` best covisible keyframes and the points they see; observations that
         fail the chi-square test afterwards are erased. Keyframes outside the window that see the points are held
-        fixed, and so are the maps' anchors; when there is none, the window's least covisible keyframe is. Points seen by a
-        single keyframe are left out: they carry no information on the poses."""
+        fixed, and so are the maps' anchors; when there is none, the window's least covisible keyframe is. Points
+        seen by a single keyframe are left out: they carry no information on the poses."""
         slam_map, pts = self.map, self.map.points
         anchors = slam_map.anchors
         window = [k for k in [kf.id, *slam_map.covisible(kf.id, self.cfg.ba_window - 1)] if k not in anchors]

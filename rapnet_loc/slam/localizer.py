@@ -40,8 +40,9 @@ class MapLocalizer(PoseEstimator):
 
     def estimate(self, rgbd: RGBDFrame) -> PoseEstimate | None:
         result = self.system.localize(rgbd)
-        if result.T_wc is None:
+        T_wc = self.system.pose_in_first_map(result)      # None also in a map never joined to the first one
+        if T_wc is None:
             return None
         frame = self.system.tracking.last_frame
-        return PoseEstimate(result.T_wc, frame_covariance(frame, self.system.map.points.positions,
+        return PoseEstimate(T_wc, frame_covariance(frame, self.system.map.points.positions,
                                                           self.system.camera), result.n_tracked)
