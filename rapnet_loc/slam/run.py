@@ -218,11 +218,13 @@ def write_sequence(system: System, source: RGBDSource, results: list[TrackResult
 
     Poses are written in the first map's frame (``System.pose_in_first_map``), so call this once the run is over:
     a frame tracked in a map started while lost gets its pose once that map has merged into an anchored one; the
-    frames of a map that never did are written as ``unanchored`` in ``status.csv``, without a pose.
+    frames of a map that never did are written without a pose, as ``unanchored`` in ``status.csv`` (the first
+    stays ``new_map``).
     """
     config = system.config
     poses = [system.pose_in_first_map(r) for r in results]
-    states = ['unanchored' if r.T_wc is not None and T is None else r.state for r, T in zip(results, poses)]
+    states = ['unanchored' if r.T_wc is not None and T is None and r.state != 'new_map' else r.state
+              for r, T in zip(results, poses)]
     tracked = [(r.stamp_ns, T) for r, T in zip(results, poses) if T is not None]
     traj = Trajectory.from_matrices([s for s, _ in tracked], np.array([T for _, T in tracked]).reshape(-1, 4, 4))
     write_tum(out / 'trajectory.tum', traj, header=f'rapnet-loc replay {source.path}\ncamera-to-world poses')
