@@ -163,6 +163,8 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
         if n:
             system.start_sequence(OdometryPrior(*source.odometry()) if odom_prior else None)
         results.append(track_sequence(system, source, realtime))
+        if n < len(sources) - 1:    # written now so that a failure later loses nothing, again at the end
+            write_sequence(system, source, results[-1], out / source.path.stem, gt_file)
     reports, trajectories = [], {}
     for source, seq_results in zip(sources, results):       # after the run: later merges move earlier poses
         report, traj = write_sequence(system, source, seq_results, out / source.path.stem, gt_file)
