@@ -228,7 +228,8 @@ class Tracking:
         self.motion.reset()
         LOG.info('frame %d: lost for %.1f s; new map %d started%s', frame.id,
                  (frame.stamp_ns - self.lost_since_ns) / 1e9, map_id,
-                 ' at the odometry-predicted pose' if predicted is not None else ' (not anchored: no odometry)')
+                 ' at the odometry-predicted pose' if predicted is not None else
+                 ' (not anchored: no odometry over the loss)')
         return True
 
     def _merge(self, frame: Frame) -> None:
