@@ -75,6 +75,7 @@ class MapMerging:
         local_mapping: joins the seam after a merge.
     Attributes:
         pending: the consistent detections in a row so far.
+        misses: keyframes in a row without a detection (one is forgiven, a second clears ``pending``).
         merges: the merges done.
     """
 
@@ -119,6 +120,8 @@ class MapMerging:
         return None
 
     def _merge(self, kf: KeyFrame, matched: np.ndarray) -> Merge:
+        """Merge the two maps of the pending detections with the last one's transform, the newer map into the
+        older; ``matched`` (N,): the other map's points matched to ``kf``'s keypoints."""
         last = self.pending[-1]
         if last.kf_map > last.match_map:
             merge = Merge(last.kf_map, last.match_map, last.S, self.pending)
