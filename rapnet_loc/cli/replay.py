@@ -90,11 +90,12 @@ def run(args: argparse.Namespace) -> int:
         if len(sources) == 1:
             print_report(replay(sources[0], config, args.out, **options), args.realtime)
         else:
-            for report in replay_lifelong(sources, config, args.out, **options)['sequences']:
+            summary = replay_lifelong(sources, config, args.out, **options)
+            for report in summary['sequences']:
                 print(f'{report["source"]}:')
                 print_report(report, args.realtime)
-            if (args.out / 'trajectory_openloris.txt').exists():
-                print(f'lifelong result (a seq: block per bag): {args.out / "trajectory_openloris.txt"}')
+            if summary['result']:
+                print(f'lifelong result (a seq: block per bag): {summary["result"]}')
     print(f'outputs written to {args.out}')
     if args.map_out:
         print(f'map saved to {args.map_out}')

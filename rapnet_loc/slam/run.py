@@ -150,7 +150,8 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
     Outputs in ``out``: one folder per source, named after it, with ``replay``'s outputs for that sequence;
     ``trajectory_openloris.txt`` (all bags) with a ``seq: N`` block per bag, which ``rapnet-loc evaluate`` scores
     with the lifelong metrics (first sequence aligned, the others in its frame); ``report.json``:
-    ``{'sequences': [replay's report of each], 'keyframes', 'map_points'}``.
+    ``{'sequences': [replay's report of each], 'keyframes', 'map_points', 'result'}`` (the path of that result file,
+    None unless every source is a bag).
 
     Raises:
         ConfigError: no sources, sources of other cameras or scenes, two bags of one sequence number, two sources
@@ -158,22 +159,28 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
     """
     check_sequences(sources)
     system = make_system(sources[0], config, odom_prior, map_file)
-    results = []
+    results, written = [], []
     for n, source in enumerate(sources):
         if n:
             system.start_sequence(OdometryPrior(*source.odometry()) if odom_prior else None)
         results.append(track_sequence(system, source, realtime))
-        if n < len(sources) - 1:    # written now so that a failure later loses nothing, again at the end
-            write_sequence(system, source, results[-1], out / source.path.stem, gt_file)
+        # written at once, so that a failure later loses nothing; with the merges done so far, which are all that
+        # move its poses (Map.to_first_frame)
+        merges = len(system.map.merged) if system.map else 0
+        written.append((merges, write_sequence(system, source, results[-1], out / source.path.stem, gt_file)))
     reports, trajectories = [], {}
-    for source, seq_results in zip(sources, results):       # after the run: later merges move earlier poses
-        report, traj = write_sequence(system, source, seq_results, out / source.path.stem, gt_file)
-        reports.append(report)
-        trajectories[source.seq] = traj
+    for source, seq_results, (merges, outputs) in zip(sources, results, written):
+        if system.map and len(system.map.merged) != merges:     # a later merge moved its poses: written again
+            outputs = write_sequence(system, source, seq_results, out / source.path.stem, gt_file)
+        reports.append(outputs[0])
+        trajectories[source.seq] = outputs[1]
+    result = None
     if all(isinstance(s, BagSource) for s in sources):
-        write_openloris(out / 'trajectory_openloris.txt', openloris_result(sources[0], config, trajectories))
+        result = out / 'trajectory_openloris.txt'
+        write_openloris(result, openloris_result(sources[0], config, trajectories))
     summary = {'sequences': reports, 'keyframes': len(system.map.keyframes) if system.map else 0,
-               'map_points': int((~system.map.points.bad).sum()) if system.map else 0}
+               'map_points': int((~system.map.points.bad).sum()) if system.map else 0,
+               'result': None if result is None else str(result)}
     with atomic_write(out / 'report.json') as fh:
         json.dump(summary, fh, indent=1)
     if map_out:
