@@ -79,6 +79,13 @@ def rotation_angle(r: np.ndarray) -> np.ndarray:
     return Rotation.from_matrix(r.reshape(-1, 3, 3)).magnitude().reshape(r.shape[:-2])
 
 
+def pose_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Shift (metres) and turn (degrees) between two (4, 4) rigid transforms: of ``inv(a) @ b``, which for
+    camera-to-world poses is the distance between the camera centres and the angle between the orientations."""
+    step = invert(a) @ b
+    return float(np.linalg.norm(step[:3, 3])), float(np.degrees(rotation_angle(step[:3, :3])))
+
+
 def yaw_quat(yaw: np.ndarray) -> np.ndarray:
     """Quaternions (..., 4) of rotations by ``yaw`` (...) radians about +z."""
     yaw = np.asarray(yaw, dtype=np.float64)

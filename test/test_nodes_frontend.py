@@ -1,5 +1,7 @@
 """frontend_node with real rclpy on a synthetic OpenLORIS-style bag: the same poses as ``rapnet-loc replay``, REP 105
 TF, sim time, the feature node swapped for another publisher, pose priors and map services (issue 5, acceptance 1-3)."""
+import copy
+
 import numpy as np
 import plugins  # noqa: F401 (registers the test place recognizers and pose estimator)
 import pytest
@@ -20,7 +22,7 @@ from rapnet_loc.geometry import find_chain, invert
 from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.source import open_source
 from rapnet_loc.io.trajectory import Trajectory, interpolate_poses, read_tum, write_tum
-from rapnet_loc.nodes import qos
+from rapnet_loc.nodes import outputs, qos
 from rapnet_loc.nodes.convert import matrix_to_pose, pose_to_matrix, stamp_ns, to_stamp, transform_to_matrix
 from rapnet_loc.nodes.feature_cloud import decode_features, encode_features
 from rapnet_loc.nodes.feature_node import FEATURES_TOPIC, IMAGE_TOPIC, FeatureNode
@@ -289,3 +291,57 @@ def test_place_recognizer_and_pose_estimator_by_parameter(graph, scene):
 def test_pose_estimator_needs_the_image(graph, scene):
     with pytest.raises(ConfigError, match='needs extract_in_process: true'):
         frontend(graph, scene, Parameter('pose_estimator', value='test_trajectory'))
+
+
+def test_while_lost_map_to_odom_is_held_and_poses_carry_their_covariance(graph, scene):
+    """Frames 8-10 black (lost): the diagnostics say so, map -> odom keeps the last value at their stamps, and the
+    front end relocalizes after them. Every published pose carries the finite covariance of its pose optimisation
+    (centimetres here, rotated with the pose into the map frame) and the ``first map`` anchor."""
+    node = frontend(graph, scene, Parameter('extract_in_process', value=True))
+    test = graph.node('hold_test')
+    rec, player = Recorder(test, OUTPUTS), Player(test)
+    connect(graph, node, node.main_sub)
+    played, black = [], []
+
+    def black_out(msg: Image) -> None:
+        if len(played) in (8, 9, 10):
+            msg = copy.deepcopy(msg)
+            msg.data = bytes(len(msg.data))
+            black.append(stamp_ns(msg.header.stamp))
+        played.append(stamp_ns(msg.header.stamp))
+        player.pubs[IMAGE_TOPIC].publish(msg)
+    stamps = player.play(scene['bag'], rec, black_out, node=node)
+    values = {stamp_ns(m.header.stamp): {kv.key: kv.value for kv in m.status[0].values} for m in rec['/diagnostics']
+              if m.status[0].name == DIAGNOSTIC_NAME}
+    assert [values[s]['anchor'] for s in black] == ['lost'] * 3 and [values[s]['state'] for s in black] == ['lost'] * 3
+    after = stamps[stamps.index(black[-1]) + 1]
+    assert values[after]['state'] == 'relocalized'
+    assert {values[s]['anchor'] for s in stamps if s not in black} == {'first map'}
+
+    def map_odom_tf() -> dict[int, np.ndarray]:
+        return {stamp_ns(t.header.stamp): transform_to_matrix(t.transform) for m in rec['/tf'] for t in m.transforms
+                if (t.header.frame_id, t.child_frame_id) == ('map', 'odom')}
+    wait_for(lambda: set(black) | {after} <= set(map_odom_tf()), 10, 'map -> odom of the lost frames')
+    held = map_odom_tf()
+    before = stamps[stamps.index(black[0]) - 1]
+    for s in black:
+        np.testing.assert_array_equal(held[s], held[before])
+
+    wait_for(lambda: len(rec['/rapnet_loc/odometry']) >= len(stamps) - len(black), 10, 'every pose')
+    for m in rec['/rapnet_loc/odometry']:
+        cov = np.array(m.pose.covariance).reshape(6, 6)
+        assert np.isfinite(cov).all() and np.allclose(cov, cov.T) and np.linalg.eigvalsh(cov).min() > 0
+        assert np.sqrt(np.diag(cov)[:3]).max() < 0.05
+
+
+def test_jumps_of_map_to_odom_are_measured():
+    T = np.eye(4)
+    moved = T.copy()
+    moved[:3, 3] = [0.3, 0.0, 0.4]
+    assert outputs.jump(None, moved, 0.02, 1.0) is None
+    assert outputs.jump(T, T, 0.02, 1.0) is None
+    assert outputs.jump(T, moved, 0.02, 1.0) == pytest.approx((0.5, 0.0))
+    turned = T.copy()
+    turned[:2, :2] = [[np.cos(0.1), -np.sin(0.1)], [np.sin(0.1), np.cos(0.1)]]
+    assert outputs.jump(T, turned, 0.02, 1.0) == pytest.approx((0.0, np.degrees(0.1)))
+    assert outputs.jump(T, turned, 0.02, 10.0) is None

@@ -8,6 +8,7 @@ odometry the new map starts at the pose the odometry predicts, so its poses are 
 
 Scene: office, seed 0, one 900-frame sequence at 424x240 on a ``loop`` path, no people and no other challenge
 (the benchmark ``bench_multimap.py`` runs the same with every challenge on)."""
+import dataclasses
 import logging
 
 import numpy as np
@@ -78,6 +79,14 @@ def test_kidnap_starts_a_new_map_within_a_second_and_the_maps_merge(laps, caplog
 
     err = errors_cm(system, results, laps)
     assert np.isnan(err[jump:new_map]).all() and not np.isnan(err[new_map:]).any()
+    # output policy: what each frame's pose is anchored by, and its covariance moved with it into the first map
+    anchors = [system.anchor(r) for r in results]
+    assert set(anchors[:jump]) == {'first map'} and set(anchors[jump:new_map]) == {'lost'}
+    assert set(anchors[new_map:]) == {'first map'}, 'map 1 is merged: every pose of it is in the first map'
+    for r in results[new_map:merged_at]:
+        cov = system.covariance_in_first_map(r)
+        np.testing.assert_allclose(np.trace(cov[:3, :3]), np.trace(r.covariance[:3, :3]), rtol=1e-9)
+        assert np.sqrt(np.diag(cov)[:3]).max() < 0.05
     assert np.median(err[:jump]) < 5 and np.median(err[new_map:merged_at]) < 5 and np.median(err[merged_at:]) < 5
 
     # the merged map's keyframes and points made in map 1 agree with the ground truth as well as map 0's do
@@ -118,7 +127,29 @@ def test_with_odometry_the_new_map_is_anchored_and_its_poses_are_output_at_once(
     moved = np.linalg.norm(gt_at(frames[new_map].stamp_ns)[:3, 3] - gt_at(frames[KIDNAP[0] - 1].stamp_ns)[:3, 3])
     err = errors_cm(system, results, laps)
     assert moved > 0.5 and err[new_map] < 10
+    assert {system.anchor(r) for r in results[new_map:]} == {'odometry'}
     assert not np.isnan(err[new_map:]).any() and np.median(err[new_map:]) < 20
+
+
+def test_a_short_loss_is_bridged_by_odometry(laps):
+    """Frames 60-74 black (half a second lost): with odometry they get the pose it predicts from frame 59 (state
+    ``bridged``, anchored by odometry), within centimetres of the ground truth; without odometry they get none.
+    Frame 75 relocalizes either way (with odometry, inside the odometry gate)."""
+    frames, camera, _, odom = laps
+    blind = [dataclasses.replace(f, color=np.zeros_like(f.color)) if 60 <= i < 75 else f
+             for i, f in enumerate(frames[:80])]
+    for odometry in (True, False):
+        system = System(camera, SlamConfig(), odometry=OdometryPrior(*odom) if odometry else None)
+        results = [system.process(f) for f in blind]
+        states = [r.state for r in results]
+        assert states[75] == 'relocalized' and set(states[76:]) == {'ok'}
+        err = errors_cm(system, results, laps)
+        if odometry:
+            assert states[60:75] == ['bridged'] * 15
+            assert {system.anchor(r) for r in results[60:75]} == {'odometry'}
+            assert err[60:75].max() < 5
+        else:
+            assert states[60:75] == ['lost'] * 15 and np.isnan(err[60:75]).all()
 
 
 def test_maps_save_and_load_as_a_set(laps, tmp_path):

@@ -4,7 +4,7 @@ Outputs in ``--out DIR`` (``rapnet_loc.slam.run.replay``):
 
 - ``trajectory.tum``: camera-to-world poses of the tracked frames (TUM format, stamps of the input frames);
 - ``status.csv``: one row per frame, ``stamp,state,keypoints,tracked,ms`` (``state`` is ok, lost, relocalized,
-  new_map, unanchored or dropped by ``--realtime``; ``rapnet_loc.slam.run``);
+  new_map, bridged, unanchored or dropped by ``--realtime``; ``rapnet_loc.slam.run``);
 - ``trajectory_openloris.txt`` (bags only): the same poses in the OpenLORIS result format, frame ``d400_color``,
   scene and sequence number from the bag name (``office1-3.bag``: scene office, sequence 3);
 - ``report.json``: frame counts, keyframes and timing; with ground truth also the TUM ATE/RPE (``rapnet_loc.eval.tum``,

@@ -23,10 +23,23 @@ that needs the colour image work with ``extract_in_process`` only.
 Frames: the SLAM world is the first camera pose (or a loaded map's world); the map frame is the base frame at that
 pose, ``T_map_world = T_base_cam``, so that the map frame is level when the base is.
 
-Several maps (``rapnet_loc.slam.tracking``): while the front end tracks in a map it started when lost, poses are
-published only if that map is anchored in the first map's frame (started at the wheel odometry's predicted pose:
-``odom_prior``) or merged into it; the diagnostics report the state (``new_map`` on the frame that starts one) and
-every frame's map id. After a merge the poses continue in the first map's frame.
+Output policy with several maps (``rapnet_loc.slam.tracking``):
+- Poses are published in the first map's frame only. While the front end tracks in a map it started when lost,
+  they are published if that map is anchored (started at the wheel odometry's predicted pose: ``odom_prior``) or
+  merged into the first map; frames of an unanchored map get none until it merges (the OpenLORIS benchmark scores
+  poses in the first map's frame). With ``odom_prior``, a lost frame up to ``odom_bridge_s`` (configuration file,
+  2 s) after the last tracked one gets the pose the odometry predicts from it (state ``bridged``).
+- Covariance (``/rapnet_loc/odometry``, ROS order, rotated into the map frame): that of the final pose optimisation
+  (``rapnet_loc.slam.optimizer.frame_covariance``). For a bridged pose, and in a map anchored by odometry and not
+  merged yet, the odometry's uncertainty is added on the diagonal: ``bridged_std_m`` squared on x, y, z and
+  ``bridged_std_deg`` (in radians) squared on the rotations.
+- ``map -> odom`` is published on every frame once a pose and odometry exist: while no pose is published (lost, or
+  in an unanchored map) the last one is held, so that the robot's pose in the map follows its odometry. When it
+  moves by more than 2 cm or 1 degree from one frame to the next (a relocalization, a merge that corrects an
+  odometry anchor), an info line says by how much and why.
+- ``/diagnostics`` values: ``state`` (``new_map`` on the frame that starts one, ``bridged``), ``map`` (the map id
+  the frame was tracked in) and ``anchor`` (``first map``; ``odometry``: bridged, or in a map anchored by odometry;
+  ``none``: an unanchored map, not published; ``lost``; ``System.anchor``).
 """
 from __future__ import annotations
 
@@ -64,6 +77,7 @@ DEPTH_TOPIC = '/d400/aligned_depth_to_color/image_raw'
 CAMERA_INFO_TOPIC = '/d400/color/camera_info'
 ODOM_TOPIC = '/odom'
 POSE_PRIOR_TOPICS = ('/initialpose', '/rapnet_loc/vpr_pose', '/rapnet_loc/landmark_pose')
+JUMP_M, JUMP_DEG = 0.02, 1.0        # map -> odom changes above these from one frame to the next are logged
 
 PARAMETERS = FEATURE_PARAMS + (
     Param('extract_in_process', False, 'subscribe to colour images and extract features in this node instead of '
@@ -83,6 +97,10 @@ PARAMETERS = FEATURE_PARAMS + (
     Param('odom_prior', False, 'predict each frame from /odom instead of the constant-velocity model (replay '
                                '--odom-prior)'),
     Param('publish_tf', True, 'publish map -> odom (or map -> base_frame)'),
+    Param('bridged_std_m', 0.1, 'position standard deviation (m) added to bridged poses and poses in a map '
+                                'anchored by odometry', (0.0, 100.0)),
+    Param('bridged_std_deg', 2.0, 'rotation standard deviation (deg) added to bridged poses and poses in a map '
+                                  'anchored by odometry', (0.0, 180.0)),
     Param('max_sync_dt', 0.02, 'largest stamp difference (s) of paired features/colour and depth', (0.0, 1.0)),
     Param('depth_scale', 0.001, 'metres per unit of 16-bit depth images', (1e-6, 1.0)),
     Param('odom_window', 10.0, 'seconds of odometry kept', (0.1, 3600.0)),
@@ -110,6 +128,8 @@ class FrontendNode(RapnetNode):
         self.odometry = LiveOdometry(np.eye(4), p['odom_window'])   # camera mount set when known
         self.pending_prior: np.ndarray | None = None
         self.last_stamp: int | None = None
+        self.map_odom: np.ndarray | None = None     # last map -> odom published, (4, 4)
+        self.merges = 0                            # merges seen so far (Map.merged)
         self.lock = threading.Lock()      # the System, between the worker and the service/pose callbacks
         self.sync = ApproxSync(round(p['max_sync_dt'] * 1e9), max(4, int(p['queue_size']) * 4))
         self.static_tf = StaticTransforms(self)
@@ -273,28 +293,37 @@ class FrontendNode(RapnetNode):
     def _publish(self, item: Stamped, result: TrackResult) -> None:
         p = self.params
         stamp = item.data[0].header.stamp
-        counters = {'keyframes': len(self.system.map.keyframes) if self.system.map else 0, **self.rejected}
+        anchor = self.system.anchor(result)
+        counters = {'anchor': anchor, 'keyframes': len(self.system.map.keyframes) if self.system.map else 0,
+                    **self.rejected}
         self.pubs['diagnostics'].publish(outputs.diagnostics(stamp, self.camera.frame_id, result, counters))
         T_wc = self.system.pose_in_first_map(result)
         if T_wc is None:
+            if self.tf is not None and self.map_odom is not None:
+                self.tf.send([transform_stamped(stamp, p['map_frame'], p['odom_frame'], self.map_odom)])
             return
-        T_map_cam = self.T_base_cam @ T_wc
-        T_map_base = T_map_cam @ invert(self.T_base_cam)
+        T_map_base, covariance = outputs.base_pose(T_wc, self.system.covariance_in_first_map(result),
+                                                   self.T_base_cam)
+        if anchor == 'odometry':
+            std = [p['bridged_std_m']] * 3 + [np.radians(p['bridged_std_deg'])] * 3
+            covariance = covariance + np.diag(np.square(std))
+        T_map_cam = T_map_base @ self.T_base_cam
         pose = outputs.pose_stamped(stamp, p['map_frame'], T_map_cam)
         self.pubs['pose'].publish(pose)
-        self.pubs['odometry'].publish(outputs.odometry(stamp, p['map_frame'], p['base_frame'], T_map_base))
+        self.pubs['odometry'].publish(outputs.odometry(stamp, p['map_frame'], p['base_frame'], T_map_base,
+                                                       covariance))
         self.path.header = pose.header
         self.path.poses = (self.path.poses + [pose])[-p['path_length']:]
         self.pubs['path'].publish(self.path)
         if self.tf is not None:
-            self._publish_tf(stamp, item.stamp_ns, T_map_base)
+            self._publish_tf(stamp, item.stamp_ns, T_map_base, result)
         if result.keyframe:
             points = self.system.map.points
             world = points.positions[~points.bad]
             self.pubs['map_points'].publish(outputs.map_points(
                 stamp, p['map_frame'], world @ self.T_base_cam[:3, :3].T + self.T_base_cam[:3, 3]))
 
-    def _publish_tf(self, stamp, ns: int, T_map_base: np.ndarray) -> None:
+    def _publish_tf(self, stamp, ns: int, T_map_base: np.ndarray, result: TrackResult) -> None:
         p = self.params
         if len(self.odometry.stamps_ns) == 0:
             self.tf.send([transform_stamped(stamp, p['map_frame'], p['base_frame'], T_map_base)])
@@ -304,7 +333,15 @@ class FrontendNode(RapnetNode):
             self.get_logger().warning(f'no map -> odom at {ns}: /odom does not cover the image stamp',
                                       throttle_duration_sec=5.0)
             return
-        self.tf.send([transform_stamped(stamp, p['map_frame'], p['odom_frame'], T_map_base @ invert(T_odom_base))])
+        map_odom = T_map_base @ invert(T_odom_base)
+        merges = len(self.system.map.merged)
+        moved = outputs.jump(self.map_odom, map_odom, JUMP_M, JUMP_DEG)
+        if moved is not None:
+            why = 'maps merged' if merges != self.merges else result.state
+            self.get_logger().info(f'map -> odom moved by {moved[0]:.3f} m and {moved[1]:.1f} deg at {ns} ({why}, '
+                                   f'map {result.map_id})')
+        self.map_odom, self.merges = map_odom, merges
+        self.tf.send([transform_stamped(stamp, p['map_frame'], p['odom_frame'], map_odom)])
 
 
 def main(args: list[str] | None = None) -> None:

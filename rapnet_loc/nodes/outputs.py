@@ -9,6 +9,7 @@ from nav_msgs.msg import Odometry
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from rapnet_loc.geometry import invert, pose_difference
 from rapnet_loc.nodes.convert import matrix_to_pose
 from rapnet_loc.slam.system import TrackResult
 
@@ -16,15 +17,37 @@ DIAGNOSTIC_NAME = 'rapnet_loc: frontend'
 LEVELS = {'ok': DiagnosticStatus.OK, 'relocalized': DiagnosticStatus.OK, 'lost': DiagnosticStatus.WARN}
 
 
+def base_pose(T_wc: np.ndarray, covariance: np.ndarray, T_base_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(4, 4) ``T_map_base`` and its (6, 6) ROS-order covariance of a camera pose ``T_wc`` (4, 4) with covariance
+    ``covariance`` (6, 6) in the map's world frame, which is the camera at the map's first keyframe
+    (``T_map_world = T_base_cam``). The covariance is rotated into the map frame; the lever arm from camera to base
+    is not propagated."""
+    T_map_base = T_base_cam @ T_wc @ invert(T_base_cam)
+    R = np.kron(np.eye(2), T_base_cam[:3, :3])
+    return T_map_base, R @ covariance @ R.T
+
+
+def jump(before: np.ndarray | None, after: np.ndarray, max_shift: float,
+         max_turn_deg: float) -> tuple[float, float] | None:
+    """Shift (metres) and turn (degrees) from transform ``before`` to ``after`` (4, 4) when either exceeds its
+    limit (``max_shift``, ``max_turn_deg``); None otherwise, or when there is no ``before``."""
+    if before is None:
+        return None
+    shift, turn = pose_difference(before, after)
+    return (shift, turn) if shift > max_shift or turn > max_turn_deg else None
+
+
 def pose_stamped(stamp: Time, frame: str, T: np.ndarray) -> PoseStamped:
     """``PoseStamped`` of pose ``T`` (4, 4) in ``frame``."""
     return PoseStamped(header=Header(stamp=stamp, frame_id=frame), pose=matrix_to_pose(T))
 
 
-def odometry(stamp: Time, frame: str, child: str, T_frame_child: np.ndarray) -> Odometry:
-    """``Odometry`` of ``child`` in ``frame`` (no twist: the front end estimates poses only)."""
+def odometry(stamp: Time, frame: str, child: str, T_frame_child: np.ndarray, covariance: np.ndarray) -> Odometry:
+    """``Odometry`` of ``child`` in ``frame`` with its (6, 6) ROS-order pose ``covariance`` (no twist: the front
+    end estimates poses only)."""
     msg = Odometry(header=Header(stamp=stamp, frame_id=frame), child_frame_id=child)
     msg.pose.pose = matrix_to_pose(T_frame_child)
+    msg.pose.covariance = [float(c) for c in covariance.reshape(-1)]
     return msg
 
 

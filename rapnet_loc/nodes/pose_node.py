@@ -23,10 +23,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from rapnet_loc.errors import TopicError
-from rapnet_loc.geometry import invert
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.landmarks.base import PoseEstimate, PoseEstimator
-from rapnet_loc.nodes import qos
+from rapnet_loc.nodes import outputs, qos
 from rapnet_loc.nodes.base import RapnetNode, Stamped
 from rapnet_loc.nodes.convert import camera_info, matrix_to_pose, rgb_image, stamp_ns
 from rapnet_loc.nodes.feature_node import IMAGE_TOPIC
@@ -41,15 +40,6 @@ FRAME_PARAMS = (
     Param('camera_to_base', Parameter.Type.DOUBLE_ARRAY,
           'pose of the camera optical frame in base_frame, [x, y, z, qx, qy, qz, qw]; unset: from /tf_static'),
 )
-
-
-def base_pose(estimate: PoseEstimate, T_base_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(4, 4) ``T_map_base`` and its (6, 6) ROS-order covariance of a camera pose estimated in the map's world
-    frame, which is the camera at the map's first keyframe (``T_map_world = T_base_cam``). The covariance is
-    rotated into the map frame; the lever arm from camera to base is not propagated."""
-    T_map_base = T_base_cam @ estimate.T_wc @ invert(T_base_cam)
-    R = np.kron(np.eye(2), T_base_cam[:3, :3])
-    return T_map_base, R @ estimate.covariance @ R.T
 
 
 class PoseNode(RapnetNode):
@@ -111,7 +101,7 @@ class PoseNode(RapnetNode):
             values = self.diagnostic_values(estimate)
         header = Header(stamp=msg.header.stamp, frame_id=self.params['map_frame'])
         if estimate is not None:
-            T_map_base, covariance = base_pose(estimate, self.T_base_cam)
+            T_map_base, covariance = outputs.base_pose(estimate.T_wc, estimate.covariance, self.T_base_cam)
             pose = PoseWithCovarianceStamped(header=header)
             pose.pose.pose = matrix_to_pose(T_map_base)
             pose.pose.covariance = [float(c) for c in covariance.reshape(-1)]

@@ -53,6 +53,9 @@ class TrackingConfig:
         reloc_candidates, reloc_ratio, reloc_min_matches, reloc_min_inliers, reloc_radius: relocalization
             (candidate keyframes tried, ratio test, descriptor matches needed, inliers needed, projection radius of
             the second search); reloc_pnp_iterations: RANSAC iterations of its PnP.
+        reloc_depth_tolerance, reloc_max_violations: the depth check of a relocalized pose against its candidate
+            keyframe (``relocalization.depths_agree``): depths agree within this fraction; at most this fraction of
+            the compared points may violate free space.
         keyframe_max_frames: frames after a relocalization without keyframes once the map has more keyframes
             than this (ORB-SLAM2 ``mMaxFrames``, the frame rate); also how long a relocalized frame needs
             ``reloc_min_inliers``.
@@ -74,10 +77,19 @@ class TrackingConfig:
         new_map_after_s: in mapping mode, after this many seconds lost (relocalization failing on every frame) the
             front end starts a new map at the current frame (ORB-SLAM3's Atlas), anchored at the pose wheel odometry
             predicts when there is odometry; ``.inf`` never starts one (it stays lost until it relocalizes).
+        odom_bridge_s: with wheel odometry, a lost frame up to this many seconds after the last tracked one gets
+            the pose the odometry predicts from it (state ``bridged``; ``Tracking.bridge``).
         merge_min_inliers, merge_consistent, merge_max_shift, merge_max_turn_deg: map merging
             (``rapnet_loc.slam.merging``): inliers a new keyframe needs against a keyframe of another map, after
             relocalization's checks, and keyframes in a row that must find the same two maps with transforms that
-            agree within this many metres and degrees.
+            agree within this many metres and degrees. merge_window, merge_window_radius, merge_window_angle_deg:
+            the depth check of a merge (``MapMerging._window_agrees``): the newest keyframes of the detecting map
+            checked, each against the other map's nearest keyframe within this radius (metres) and angle between
+            optical axes (degrees).
+        odom_gate_shift, odom_gate_drift, odom_gate_turn_deg: with wheel odometry, a pose relocalized within a
+            sequence, or a merge of a map anchored by odometry, must lie within ``odom_gate_shift`` metres plus
+            ``odom_gate_drift`` times the distance the odometry travelled since the last tracked frame, and within
+            ``odom_gate_turn_deg`` degrees, of where the odometry puts it (``rapnet_loc.slam.tracking``).
         confirm_observations, confirm_min_matches, probation_strikes: moving objects. A map point created by
             tracking is on probation until it has been observed consistently (pose inlier, depth consistent) in
             ``confirm_observations`` later frames, and is erased after ``probation_strikes`` inconsistent ones.
@@ -125,6 +137,8 @@ class TrackingConfig:
     reloc_min_inliers: int = 50
     reloc_radius: float = 10.0
     reloc_pnp_iterations: int = 100
+    reloc_depth_tolerance: float = 0.1
+    reloc_max_violations: float = 0.35
     keyframe_max_frames: int = 30
     keyframe_min_frames: int = 0
     keyframe_ref_ratio: float = 0.75
@@ -137,10 +151,17 @@ class TrackingConfig:
     max_motion_gap_s: float = 1.0
     new_sequence_gap_s: float = 30.0
     new_map_after_s: float = 1.0
+    odom_bridge_s: float = 2.0
     merge_min_inliers: int = 80
     merge_consistent: int = 3
     merge_max_shift: float = 0.1
     merge_max_turn_deg: float = 5.0
+    merge_window: int = 10
+    merge_window_radius: float = 1.0
+    merge_window_angle_deg: float = 45.0
+    odom_gate_shift: float = 0.3
+    odom_gate_drift: float = 0.1
+    odom_gate_turn_deg: float = 15.0
     confirm_observations: int = 3
     confirm_min_matches: int = 20
     probation_strikes: int = 2

@@ -211,14 +211,30 @@ class Map:
         if self.active_map == src:
             self.active_map = dst
 
-    def to_first_frame(self, map_id: int) -> np.ndarray | None:
-        """(4, 4) transform from map ``map_id``'s world frame as it was when poses were tracked in it to the first
-        map's (through the merges since), or None while it is in a map that is not anchored."""
+    def to_root(self, map_id: int) -> tuple[int, np.ndarray]:
+        """The map that map ``map_id`` is part of now (through the merges since) and the (4, 4) transform from
+        ``map_id``'s world frame as it was when poses were tracked in it to that map's."""
         S = np.eye(4)
         while map_id in self.merged:
             map_id, step = self.merged[map_id]
             S = step @ S
-        return S if map_id in self.anchored else None
+        return map_id, S
+
+    def to_first_frame(self, map_id: int) -> np.ndarray | None:
+        """(4, 4) transform from map ``map_id``'s world frame as it was when poses were tracked in it to the first
+        map's (through the merges since), or None while it is in a map that is not anchored."""
+        root, S = self.to_root(map_id)
+        return S if root in self.anchored else None
+
+    def root(self, map_id: int) -> int:
+        """The map that map ``map_id`` is part of now, through the merges since."""
+        return self.to_root(map_id)[0]
+
+    def common_frame(self, map_id: int) -> tuple[int, np.ndarray]:
+        """A world frame that map ``map_id``'s poses can be compared in: -1 for the first map's when its map is
+        anchored, else its root map's id; and the (4, 4) transform into it (``to_root``)."""
+        root, S = self.to_root(map_id)
+        return (-1 if root in self.anchored else root), S
 
     def replace_point(self, keep: int, drop: int) -> None:
         """Point ``drop`` is point ``keep`` seen twice (ORB-SLAM2 ``MapPoint::Replace``): its observations move to

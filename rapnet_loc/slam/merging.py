@@ -8,7 +8,9 @@ leaves ``merge_min_inliers`` inliers gives the keyframe's pose in the other map 
 the two world frames (depth fixes the scale: SE(3)). As in ORB-SLAM3, one detection is not enough: repeated
 structure (identical doors, tiled floors) can match a keyframe to the wrong place with many inliers. The maps merge
 once ``merge_consistent`` keyframes in a row (one keyframe without a detection is forgiven) found the same two maps
-with transforms that agree within ``merge_max_shift`` metres and ``merge_max_turn_deg`` degrees.
+with transforms that agree within ``merge_max_shift`` metres and ``merge_max_turn_deg`` degrees, and the newest
+keyframes of the detecting map, moved by that transform, agree in depth with the other map's keyframes near them
+(``MapMerging.window_agrees``; ORB-SLAM3 likewise checks a merge against the candidate's covisible window).
 
 Merge: ``Map.merge`` moves the newer map's keyframes and points with the last detection's transform; the last
 keyframe's points that matched points of the other map are fused with them (``Map.replace_point``, the point with
@@ -20,16 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from rapnet_loc.geometry import invert, rotation_angle
+from rapnet_loc.geometry import invert, pose_difference
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import TrackingConfig
 from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import KeyFrame, Map
-from rapnet_loc.slam.relocalization import CandidateFn, try_keyframe
+from rapnet_loc.slam.relocalization import CandidateFn, depth_conflicts, try_keyframe
 
 LOG = logging.getLogger(__name__)
 
@@ -50,8 +53,8 @@ class Detection:
         """Same two maps, and transforms within ``max_shift`` metres and ``max_turn_deg`` degrees."""
         if (self.kf_map, self.match_map) != (other.kf_map, other.match_map):
             return False
-        D = invert(self.S) @ other.S
-        return bool(np.linalg.norm(D[:3, 3]) <= max_shift and np.degrees(rotation_angle(D[:3, :3])) <= max_turn_deg)
+        shift, turn = pose_difference(self.S, other.S)
+        return shift <= max_shift and turn <= max_turn_deg
 
 
 @dataclass
@@ -87,9 +90,10 @@ class MapMerging:
         self.misses = 0
         self.merges: list[Merge] = []
 
-    def process(self, kf: KeyFrame) -> Merge | None:
-        """Look for another map's place in the new keyframe ``kf``; merge when the detections agree."""
-        found = self._recognize(kf)
+    def process(self, kf: KeyFrame, gate: Callable[[Detection], bool] | None = None) -> Merge | None:
+        """Look for another map's place in the new keyframe ``kf`` (detections that ``gate``, when given, accepts);
+        merge when the detections agree."""
+        found = self._recognize(kf, gate)
         if found is None:
             self.misses += 1
             if self.misses > 1:
@@ -103,20 +107,63 @@ class MapMerging:
         self.pending.append(detection)
         if len(self.pending) < cfg.merge_consistent:
             return None
+        if not self.window_agrees(detection):
+            self.pending = []
+            return None
         return self._merge(kf, matched)
 
-    def _recognize(self, kf: KeyFrame) -> tuple[Detection, np.ndarray] | None:
+    def window_agrees(self, detection: Detection) -> bool:
+        """Whether the newest ``merge_window`` keyframes of the detecting map, moved by the detection's transform,
+        saw the same surfaces as the other map's keyframes nearest to them (within ``merge_window_radius`` metres,
+        optical axes within ``merge_window_angle_deg``): ``relocalization.depth_conflicts`` both ways, summed over
+        the pairs, leave at most ``reloc_max_violations`` of the compared points violating free space. Repeated
+        structure fools the detecting keyframes; the rest of the room, seen by their neighbours, does not fit."""
+        slam_map, cfg = self.map, self.cfg
+        own = sorted((k for k in slam_map.keyframes.values() if k.map_id == detection.kf_map), key=lambda k: -k.id)
+        others = [k for k in slam_map.keyframes.values() if k.map_id == detection.match_map]
+        if not others:
+            return True
+        centers = np.array([k.center for k in others])
+        axes = np.array([k.T_cw[2, :3] for k in others])
+        agree = violate = 0
+        for kf in own[:cfg.merge_window]:
+            T_wc = detection.S @ kf.T_wc               # in the other map's world frame
+            dist = np.linalg.norm(centers - T_wc[:3, 3], axis=1)
+            facing = axes @ T_wc[:3, 2] >= np.cos(np.radians(cfg.merge_window_angle_deg))
+            near = (dist <= cfg.merge_window_radius) & facing
+            if not near.any():
+                continue
+            other = others[int(np.flatnonzero(near)[np.argmin(dist[near])])]
+            T_ok = other.T_cw @ T_wc                    # kf's camera -> other's camera
+            for a, v in (depth_conflicts(kf.frame.points_c[kf.frame.has_depth], T_ok, other.frame, self.camera,
+                                         cfg.reloc_radius, cfg.reloc_depth_tolerance),
+                         depth_conflicts(other.frame.points_c[other.frame.has_depth], invert(T_ok), kf.frame,
+                                         self.camera, cfg.reloc_radius, cfg.reloc_depth_tolerance)):
+                agree, violate = agree + a, violate + v
+        if violate <= cfg.reloc_max_violations * (agree + violate):
+            return True
+        LOG.info('map %d not merged into map %d: its keyframes moved by the detections\' transform disagree in '
+                 'depth with the other map (%d of %d points violate free space)', detection.kf_map,
+                 detection.match_map, violate, agree + violate)
+        return False
+
+    def _recognize(self, kf: KeyFrame, gate: Callable[[Detection], bool] | None
+                   ) -> tuple[Detection, np.ndarray] | None:
         """The first candidate keyframe of another map that ``kf`` relocalizes against with ``merge_min_inliers``
-        inliers: the detection and the (N,) points of that map matched to ``kf``'s keypoints (-1: none)."""
+        inliers (and that ``gate`` accepts): the detection and the (N,) points of that map matched to ``kf``'s
+        keypoints (-1: none)."""
         slam_map, cfg = self.map, self.cfg
         others = [c for c in self.candidates(slam_map, kf.frame, len(slam_map.keyframes)) if c.map_id != kf.map_id]
         probe = dataclasses.replace(kf.frame, point_ids=np.full(len(kf.frame), -1, np.int64), T_cw=None)
         for match in others[:cfg.reloc_candidates]:
             if try_keyframe(probe, match, slam_map, self.camera, cfg):
                 inliers = int((probe.point_ids >= 0).sum())
-                if inliers >= cfg.merge_min_inliers:
-                    S = invert(probe.T_cw) @ kf.T_cw          # kf's world frame -> match's world frame
-                    return Detection(kf.id, kf.map_id, match.id, match.map_id, S, inliers), probe.point_ids.copy()
+                if inliers < cfg.merge_min_inliers:
+                    continue
+                S = invert(probe.T_cw) @ kf.T_cw          # kf's world frame -> match's world frame
+                detection = Detection(kf.id, kf.map_id, match.id, match.map_id, S, inliers)
+                if gate is None or gate(detection):
+                    return detection, probe.point_ids.copy()
         return None
 
     def _merge(self, kf: KeyFrame, matched: np.ndarray) -> Merge:

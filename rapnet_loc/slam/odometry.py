@@ -96,3 +96,12 @@ class OdometryPrior:
         T_from, T_to = traj.matrices
         # T_cw(to) @ T_wc(from) = inv(T_odom_base(to) @ T_base_cam) @ T_odom_base(from) @ T_base_cam
         return invert(T_to @ self.T_base_cam) @ T_from @ self.T_base_cam
+
+    def travelled(self, from_ns: int, to_ns: int) -> float | None:
+        """Path length (metres) of the base from ``from_ns`` to ``to_ns`` (the odometry samples between them, ends
+        interpolated), or None when odometry does not cover both."""
+        inner = self.stamps_ns[(self.stamps_ns > from_ns) & (self.stamps_ns < to_ns)]
+        traj = interpolate_poses(self.stamps_ns, self.poses, [from_ns, *inner.tolist(), to_ns], self.max_gap_s)
+        if len(traj) < len(inner) + 2:
+            return None
+        return float(np.linalg.norm(np.diff(traj.matrices[:, :3, 3], axis=0), axis=1).sum())

@@ -4,7 +4,9 @@ Candidate keyframes come from a function (``CandidateFn``): a place recognizer k
 (``rapnet_loc.slam.keyframe_database.KeyFrameDatabase``), or ``keyframes_near`` a pose from outside. For each
 candidate, its map points are matched to the frame by descriptor (mutual nearest neighbours), the pose comes from
 ``cv2.solvePnPRansac``, and pose optimisation plus a projection search of the candidate's points must leave enough
-inliers.
+inliers. Last, the depths of the two views must agree (``depth_conflicts``): a pose from repeated or symmetric
+structure (a table with its chairs seen from the other side) places each camera's surfaces where the other saw
+free space.
 """
 from __future__ import annotations
 
@@ -12,15 +14,18 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 from rapnet_loc.features.matching import match_mutual, search_by_projection
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import TrackingConfig
+from rapnet_loc.geometry import invert
 from rapnet_loc.slam.frame import Frame
 from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.slam.optimizer import CHI2_MONO, optimize_frame
 
 CandidateFn = Callable[[Map, Frame, int], list[KeyFrame]]
+PoseGate = Callable[[Frame, KeyFrame], bool]
 
 
 def keyframes_near(T_cw: np.ndarray, max_angle_deg: float) -> CandidateFn:
@@ -48,6 +53,46 @@ def _pnp_pose(points_w: np.ndarray, uv: np.ndarray, camera: Camera, sigma: np.nd
     T[:3, :3] = cv2.Rodrigues(rvec)[0]
     T[:3, 3] = tvec.reshape(3)
     return T, inliers.reshape(-1)
+
+
+def depth_conflicts(points_a: np.ndarray, T_ba: np.ndarray, frame_b: Frame, camera: Camera, radius: float,
+                    tolerance: float) -> tuple[int, int]:
+    """Depth agreement of what camera a measured with what camera b measured, ``T_ba`` (4, 4) taking a's frame to
+    b's: points ``points_a`` (n, 3) in a's frame move into b's and meet the depths of ``frame_b``'s keypoints
+    within ``radius`` pixels of their projections (the 8 nearest). A point agrees when one of those depths is
+    within ``tolerance`` times its own; it violates free space when all of them are farther by more than that (b
+    saw through where a saw a surface). A point with only nearer depths around it is hidden in b and counts as
+    neither.
+
+    Returns:
+        (agree, violate) point counts.
+    """
+    points_b = points_a @ T_ba[:3, :3].T + T_ba[:3, 3]
+    uv, visible = camera.project_visible(points_b)
+    measured = frame_b.has_depth
+    if not visible.any() or not measured.any():
+        return 0, 0
+    depth_b = frame_b.depth[measured]
+    tree = cKDTree(frame_b.keypoints_un[measured])
+    dist, idx = tree.query(uv[visible], k=min(8, len(depth_b)), distance_upper_bound=radius)
+    found = np.isfinite(dist.reshape(int(visible.sum()), -1))
+    d = np.where(found, depth_b[np.minimum(idx.reshape(found.shape), len(depth_b) - 1)], np.nan)
+    z = points_b[visible, 2][:, None]
+    agree = (found & (np.abs(d - z) <= tolerance * z)).any(axis=1)
+    violate = found.any(axis=1) & (~found | (d > z * (1.0 + tolerance))).all(axis=1)
+    return int(agree.sum()), int(violate.sum())
+
+
+def depths_agree(frame: Frame, kf: KeyFrame, camera: Camera, cfg: TrackingConfig) -> bool:
+    """Whether ``frame`` at its pose and keyframe ``kf`` saw the same surfaces: ``depth_conflicts`` both ways (the
+    keyframe's measured points in the frame, the frame's in the keyframe) leave at most ``reloc_max_violations``
+    of the compared points violating free space."""
+    T_fk = frame.T_cw @ invert(kf.T_cw)
+    a1, v1 = depth_conflicts(kf.frame.points_c[kf.frame.has_depth], T_fk, frame, camera, cfg.reloc_radius,
+                             cfg.reloc_depth_tolerance)
+    a2, v2 = depth_conflicts(frame.points_c[frame.has_depth], invert(T_fk), kf.frame, camera, cfg.reloc_radius,
+                             cfg.reloc_depth_tolerance)
+    return v1 + v2 <= cfg.reloc_max_violations * (a1 + v1 + a2 + v2)
 
 
 def try_keyframe(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cfg: TrackingConfig) -> bool:
@@ -85,18 +130,20 @@ def try_keyframe(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cfg:
         found = match >= 0
         frame.point_ids[match[found]] = others[found]
         n_good = optimize_frame(frame, pts.positions, camera)
-    return n_good >= cfg.reloc_min_inliers
+    return n_good >= cfg.reloc_min_inliers and depths_agree(frame, kf, camera, cfg)
 
 
-def relocalize(frame: Frame, slam_map: Map, camera: Camera, cfg: TrackingConfig, candidates: CandidateFn) -> bool:
-    """Try the candidate keyframes in order until one gives a pose with enough inliers.
+def relocalize(frame: Frame, slam_map: Map, camera: Camera, cfg: TrackingConfig, candidates: CandidateFn,
+               gate: PoseGate | None = None) -> bool:
+    """Try the candidate keyframes in order until one gives a pose with enough inliers (that ``gate``, when given,
+    accepts for the frame and that candidate).
 
     On success ``frame.T_cw`` and ``frame.point_ids`` (inlier matches) are set and True is returned; otherwise the
     frame has no matches and ``T_cw`` is None.
     """
     if len(frame) >= cfg.reloc_min_matches:
         for kf in candidates(slam_map, frame, cfg.reloc_candidates):
-            if try_keyframe(frame, kf, slam_map, camera, cfg):
+            if try_keyframe(frame, kf, slam_map, camera, cfg) and (gate is None or gate(frame, kf)):
                 return True
     frame.point_ids[:] = -1
     frame.T_cw = None

@@ -8,8 +8,9 @@ Outputs of ``replay`` in its folder:
 
 - ``trajectory.tum``: camera-to-world poses of the tracked frames (TUM format, stamps of the input frames);
 - ``status.csv``: one row per frame, ``stamp,state,keypoints,tracked,ms`` (``state`` is ok, lost, relocalized,
-  new_map (a new map started there, see ``rapnet_loc.slam.tracking``), unanchored (tracked in a map that never
-  joined the first map's frame: no pose written) or dropped by the real-time model);
+  new_map (a new map started there, see ``rapnet_loc.slam.tracking``), bridged (lost; the pose wheel odometry
+  predicts from the last tracked frame, with ``--odom-prior``), unanchored (tracked in a map that never joined the
+  first map's frame: no pose written) or dropped by the real-time model);
 - ``trajectory_openloris.txt`` (bags only): the same poses in the OpenLORIS result format, frame ``d400_color``,
   scene and sequence number from the bag name (``office1-3.bag``: scene office, sequence 3);
 - ``report.json``: frame counts, keyframes and timing; with ground truth also the TUM ATE/RPE
@@ -246,7 +247,8 @@ def write_sequence(system: System, source: RGBDSource, results: list[TrackResult
               'place_recognition': config.place_recognition, 'frames': len(results),
               'dropped': len(results) - len(processed), 'tracked': len(tracked),
               'tracked_ratio': len(tracked) / len(processed), 'lost': states.count('lost'),
-              'relocalized': states.count('relocalized'), 'new_maps': states.count('new_map'),
+              'relocalized': states.count('relocalized'), 'bridged': states.count('bridged'),
+              'new_maps': states.count('new_map'),
               'unanchored': states.count('unanchored'), 'keyframes': int(sum(r.keyframe for r in results)),
               'ms_median': float(np.median(ms)), 'ms_mean': float(ms.mean())}
     report.update(evaluate_trajectory(traj, source.ground_truth(gt_file), out))

@@ -20,6 +20,7 @@ from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import Map
 from rapnet_loc.slam.map_io import save_map
 from rapnet_loc.slam.odometry import OdometryPrior
+from rapnet_loc.slam.optimizer import frame_covariance
 from rapnet_loc.slam.tracking import Outcome, State, Tracking
 from rapnet_loc.vpr.base import PlaceRecognizer, create_recognizer
 
@@ -30,8 +31,10 @@ class TrackResult:
 
     Attributes:
         stamp_ns: the frame's stamp.
-        state: ``'ok'``, ``'lost'`` (no pose; also before the map is initialised), ``'relocalized'`` or
-            ``'new_map'`` (lost too long: a new map starts at this frame, ``TrackingConfig.new_map_after_s``).
+        state: ``'ok'``, ``'lost'`` (no pose; also before the map is initialised), ``'relocalized'``,
+            ``'new_map'`` (lost too long: a new map starts at this frame, ``TrackingConfig.new_map_after_s``) or
+            ``'bridged'`` (lost, the pose predicted by wheel odometry from the last tracked frame,
+            ``Tracking.bridge``).
         T_wc: (4, 4) camera-to-world pose in the world frame of map ``map_id`` as it was at this frame (world =
             first tracked camera, or the frame of a given map), None when lost; ``System.pose_in_first_map`` moves
             it into the first map's frame.
@@ -40,6 +43,9 @@ class TrackResult:
         ms: processing time in milliseconds, feature extraction included.
         keyframe: whether the frame became a keyframe.
         map_id: the map the frame was tracked in (``rapnet_loc.slam.map``; 0 unless the front end started others).
+        covariance: (6, 6) covariance of ``T_wc`` in ROS order from the final pose optimisation's matches
+            (``rapnet_loc.slam.optimizer.frame_covariance``); zero for a bridged pose (the odometry's uncertainty
+            is not known here); None when lost.
     """
 
     stamp_ns: int
@@ -50,6 +56,7 @@ class TrackResult:
     ms: float
     keyframe: bool
     map_id: int = 0
+    covariance: np.ndarray | None = None
 
 
 class System:
@@ -166,8 +173,14 @@ class System:
             self.keyframe_db.sync()
         frame.image = None
         ms = 1000.0 * (time.perf_counter() - start)
-        return TrackResult(frame.stamp_ns, outcome.value, None if outcome == Outcome.LOST else frame.T_wc,
-                           len(frame), self.tracking.n_inliers, ms, keyframe, self.map.active_map)
+        if outcome == Outcome.LOST:
+            bridged = self.tracking.bridge(frame)
+            if bridged is not None:
+                return TrackResult(frame.stamp_ns, 'bridged', bridged, len(frame), 0, ms, False,
+                                   self.tracking.last_tracked_map, np.zeros((6, 6)))
+            return TrackResult(frame.stamp_ns, outcome.value, None, len(frame), 0, ms, keyframe, self.map.active_map)
+        return TrackResult(frame.stamp_ns, outcome.value, frame.T_wc, len(frame), self.tracking.n_inliers, ms, keyframe,
+                           self.map.active_map, frame_covariance(frame, self.map.points.positions, self.camera))
 
     def pose_in_first_map(self, result: TrackResult) -> np.ndarray | None:
         """(4, 4) camera-to-world pose of ``result`` in the first map's world frame, through the merges of its map
@@ -175,6 +188,26 @@ class System:
         odometry-predicted pose) nor merged into an anchored one."""
         S = None if result.T_wc is None else self.map.to_first_frame(result.map_id)
         return None if S is None else S @ result.T_wc
+
+    def anchor(self, result: TrackResult) -> str:
+        """How the pose of ``result`` relates to the first map: ``'first map'`` (tracked in it, or in a map merged
+        into it since), ``'odometry'`` (bridged by odometry, or in a map started at an odometry-predicted pose and
+        not merged yet), ``'none'`` (in a map that is neither: no pose in the first map's frame) or ``'lost'``."""
+        if result.T_wc is None:
+            return 'lost'
+        root = self.map.root(result.map_id)
+        if root not in self.map.anchored:
+            return 'none'
+        return 'first map' if root == 0 and result.state != 'bridged' else 'odometry'
+
+    def covariance_in_first_map(self, result: TrackResult) -> np.ndarray | None:
+        """(6, 6) ROS-order covariance of ``pose_in_first_map(result)``: the tracking covariance rotated into the
+        first map's world frame (the uncertainty of an odometry anchor is not in it); None when there is no pose."""
+        S = None if result.T_wc is None else self.map.to_first_frame(result.map_id)
+        if S is None:
+            return None
+        R = np.kron(np.eye(2), S[:3, :3])
+        return R @ result.covariance @ R.T
 
     def save_map(self, path: str | os.PathLike) -> None:
         """Save the map with the place recognizer, re-fitted on all its keyframes (``rapnet_loc.slam.map_io``).

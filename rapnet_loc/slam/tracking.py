@@ -30,6 +30,17 @@ tracked pose (not anchored); tracking goes on in it. Relocalization still search
 looks for places of the other maps to merge them (``rapnet_loc.slam.merging``). Frames report the map they were
 tracked in; ``Map.to_first_frame`` moves their poses into the first map's frame once their map is anchored or merged.
 
+Odometry bridge: with wheel odometry, a lost frame up to ``odom_bridge_s`` after the last tracked frame gets the
+pose the odometry predicts from it (``bridge``), so that the output has no gap before a new map starts.
+
+Odometry gate: with wheel odometry, a frame relocalized within a sequence must lie within ``odom_gate_shift`` metres
+plus ``odom_gate_drift`` times the distance travelled since the last tracked frame, and ``odom_gate_turn_deg``
+degrees, of the pose the odometry predicts from that frame, whenever both poses can be put in one world frame (one
+map, or two maps in the first map's frame); a merge of a map anchored by this sequence's odometry must likewise move
+its keyframe by no more than the gate allows for the distance travelled since the anchor's last tracked frame.
+Repeated or symmetric places that pass relocalization's checks are then refused when they are not where the robot
+can be.
+
 Stamps: a stamp that is not after the previous frame's is logged and treated as a discontinuity (no motion
 predicted, velocity forgotten), as is a gap longer than ``max_motion_gap_s``. A jump of more than
 ``new_sequence_gap_s`` either way starts a new sequence (``new_sequence``): the next frame relocalizes against the
@@ -44,16 +55,16 @@ from enum import Enum
 import numpy as np
 
 from rapnet_loc.features.matching import match_mutual, search_by_projection
-from rapnet_loc.geometry import invert, rotation_angle
+from rapnet_loc.geometry import invert, pose_difference
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import TrackingConfig
 from rapnet_loc.slam.frame import Frame
 from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import KeyFrame, Map
-from rapnet_loc.slam.merging import MapMerging
+from rapnet_loc.slam.merging import Detection, MapMerging
 from rapnet_loc.slam.odometry import ConstantVelocity, OdometryPrior
 from rapnet_loc.slam.optimizer import chi2_thresholds, optimize_pose, project_residuals
-from rapnet_loc.slam.relocalization import CandidateFn, keyframes_near, relocalize
+from rapnet_loc.slam.relocalization import CandidateFn, PoseGate, keyframes_near, relocalize
 
 LOG = logging.getLogger(__name__)
 
@@ -94,7 +105,9 @@ class Tracking:
         motion: the constant-velocity motion model.
         n_inliers: map-point inliers of the last frame (0 when lost; all its points for the first keyframe).
         pose_prior: (4, 4) ``T_cw`` for the next frame from outside (see the module doc), or None; consumed by it.
-        last_tracked: the last frame that got a pose (None at the start of a sequence).
+        last_tracked: the last frame that got a pose (None at the start of a sequence); last_tracked_map: its map.
+        anchored_at: map id -> stamp of the last tracked frame before that map started at the odometry-predicted
+            pose (the start of the odometry bridge it was anchored by).
         lost_since_ns: stamp of the first frame of the current loss (None while tracking).
         merging: detects places of other maps in new keyframes and merges maps (``rapnet_loc.slam.merging``).
     """
@@ -118,7 +131,9 @@ class Tracking:
         self.n_inliers = 0
         self.pose_prior: np.ndarray | None = None
         self.last_tracked: Frame | None = None
+        self.last_tracked_map = 0
         self.lost_since_ns: int | None = None
+        self.anchored_at: dict[int, int] = {}
         self.merging = MapMerging(slam_map, camera, cfg, candidates, local_mapping)
 
     def track(self, frame: Frame) -> Outcome:
@@ -135,7 +150,7 @@ class Tracking:
             elif self.state == State.OK:
                 ok = self._track_motion_model(frame) or self._track_reference_keyframe(frame)
             else:
-                ok = relocalize(frame, self.map, self.camera, self.cfg, self.candidates)
+                ok = relocalize(frame, self.map, self.camera, self.cfg, self.candidates, self._odometry_gate(frame))
             if ok and (from_prior or self.state != State.OK):
                 self.last_reloc_frame_id = frame.id
                 self.motion.reset()
@@ -154,7 +169,7 @@ class Tracking:
         if ok:
             self.state = State.OK
             self.map.active_map = self.reference_kf.map_id
-            self.last_tracked, self.lost_since_ns = frame, None
+            self.last_tracked, self.last_tracked_map, self.lost_since_ns = frame, self.reference_kf.map_id, None
         else:
             if self.state != State.NOT_INITIALIZED:
                 self.state = State.LOST
@@ -224,6 +239,8 @@ class Tracking:
         T_cw = predicted if predicted is not None else (
             np.eye(4) if self.last_tracked is None else self.last_tracked.T_cw)
         map_id = self.map.start_map(anchored=predicted is not None)
+        if predicted is not None:
+            self.anchored_at[map_id] = self.last_tracked.stamp_ns
         self._initialize(frame, T_cw)
         self.motion.reset()
         LOG.info('frame %d: lost for %.1f s; new map %d started%s', frame.id,
@@ -236,8 +253,58 @@ class Tracking:
         """Look for another map's place in the keyframe just made of ``frame`` (``rapnet_loc.slam.merging``); after
         a merge the frame keeps its keyframe's pose, moved and refined by it."""
         kf = self.reference_kf
-        if self.merging.process(kf):
+        if self.merging.process(kf, self._merge_gate):
             frame.T_cw = kf.T_cw.copy()
+
+    def bridge(self, frame: Frame) -> np.ndarray | None:
+        """(4, 4) camera-to-world pose that the odometry predicts for a lost ``frame`` from the last tracked frame,
+        in that frame's map (``last_tracked_map``), while the loss is at most ``odom_bridge_s`` old; None without
+        odometry over it or a last tracked frame in this sequence. Tracking itself stays lost."""
+        last = self.last_tracked
+        if self.odometry is None or last is None or (frame.stamp_ns - last.stamp_ns) / 1e9 > self.cfg.odom_bridge_s:
+            return None
+        motion = self.odometry.motion(last.stamp_ns, frame.stamp_ns)
+        return None if motion is None else invert(motion @ last.T_cw)
+
+    def _within_odometry_gate(self, T_wc: np.ndarray, predicted_wc: np.ndarray, from_ns: int, to_ns: int) -> bool:
+        """Whether camera pose ``T_wc`` (4, 4) lies within the odometry gate (``odom_gate_*``) of the pose
+        ``predicted_wc`` that the odometry gives from ``from_ns`` to ``to_ns``; True when it does not cover them."""
+        travelled = self.odometry.travelled(from_ns, to_ns)
+        if travelled is None:
+            return True
+        shift, turn = pose_difference(predicted_wc, T_wc)
+        cfg = self.cfg
+        return shift <= cfg.odom_gate_shift + cfg.odom_gate_drift * travelled and turn <= cfg.odom_gate_turn_deg
+
+    def _odometry_gate(self, frame: Frame) -> PoseGate | None:
+        """With odometry, while lost within a sequence: a relocalized pose of ``frame`` must lie within the odometry
+        gate of the pose the odometry predicts from the last tracked frame, where both can be put in one frame
+        (``Map.common_frame``); None (no gate) without odometry or a last tracked frame."""
+        last = self.last_tracked
+        motion = None if self.odometry is None or last is None else self.odometry.motion(last.stamp_ns,
+                                                                                         frame.stamp_ns)
+        if motion is None:
+            return None
+        home, S_home = self.map.common_frame(self.last_tracked_map)
+        predicted_wc = S_home @ invert(motion @ last.T_cw)
+
+        def gate(f: Frame, kf: KeyFrame) -> bool:
+            there, S_there = self.map.common_frame(kf.map_id)
+            return there != home or self._within_odometry_gate(S_there @ f.T_wc, predicted_wc, last.stamp_ns,
+                                                               f.stamp_ns)
+        return gate
+
+    def _merge_gate(self, detection: Detection) -> bool:
+        """With odometry: a detection between two maps that are both in the first map's frame, one of them anchored
+        by this sequence's odometry, must put the keyframe within the odometry gate of where it already is."""
+        since = self.anchored_at.get(self.map.root(detection.kf_map),
+                                     self.anchored_at.get(self.map.root(detection.match_map)))
+        kf_frame, S_kf = self.map.common_frame(detection.kf_map)
+        match_frame, S_match = self.map.common_frame(detection.match_map)
+        if self.odometry is None or since is None or kf_frame != -1 or match_frame != -1:
+            return True
+        kf = self.map.keyframes[detection.kf_id]
+        return self._within_odometry_gate(S_match @ detection.S @ kf.T_wc, S_kf @ kf.T_wc, since, kf.frame.stamp_ns)
 
     def _initialize(self, frame: Frame, T_cw: np.ndarray) -> bool:
         """First keyframe at pose ``T_cw`` (4, 4) with a map point (on probation) for every keypoint with depth."""
@@ -315,8 +382,7 @@ class Tracking:
             if len(rows) >= cfg.reloc_min_matches:
                 kps, pids = match[rows], ids[rows]
                 keep = self._estimate_pose(frame, pts.positions[pids], kps, pts.probation[pids] == 0)
-                shift = np.linalg.norm(frame.T_wc[:3, 3] - invert(prior)[:3, 3])
-                turn = np.degrees(rotation_angle(frame.T_cw[:3, :3] @ prior[:3, :3].T))
+                shift, turn = pose_difference(frame.T_wc, invert(prior))
                 if (int(keep.sum()) >= cfg.min_pose_inliers and shift <= cfg.prior_max_shift
                         and turn <= cfg.prior_max_turn_deg):
                     frame.point_ids[kps[keep]] = pids[keep]
