@@ -19,6 +19,7 @@ from rapnet_loc.io.source import open_source
 from rapnet_loc.slam import System
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.map_io import load_map
+from rapnet_loc.slam.merging import Detection
 from rapnet_loc.slam.odometry import OdometryPrior
 from rapnet_loc.slam.run import pose_lookup
 from rapnet_loc.synth import Challenges, generate
@@ -88,6 +89,16 @@ def test_kidnap_starts_a_new_map_within_a_second_and_the_maps_merge(laps, caplog
         np.testing.assert_allclose(np.trace(cov[:3, :3]), np.trace(r.covariance[:3, :3]), rtol=1e-9)
         assert np.sqrt(np.diag(cov)[:3]).max() < 0.05
     assert np.median(err[:jump]) < 5 and np.median(err[new_map:merged_at]) < 5 and np.median(err[merged_at:]) < 5
+
+    # the merge's depth check over a window of keyframes: the map agrees with itself; turned 180 degrees about the
+    # vertical through the middle of the lap (a place matched from the other side), its keyframes land where the
+    # lap passes the other way and violate free space there
+    merging = system.tracking.merging
+    assert merging.window_agrees(Detection(0, 0, 0, 0, np.eye(4), 0))
+    middle = np.mean([kf.center for kf in slam_map.keyframes.values()], axis=0)
+    turned = np.diag([-1.0, 1.0, -1.0, 1.0])                 # the world's y axis is the first camera's vertical
+    turned[:3, 3] = middle - turned[:3, :3] @ middle
+    assert not merging.window_agrees(Detection(0, 0, 0, 0, turned, 0))
 
     # the merged map's keyframes and points made in map 1 agree with the ground truth as well as map 0's do
     in_map_0 = map_errors_cm(slam_map, laps, frames[0].stamp_ns, frames[jump - 1].stamp_ns)
