@@ -6,7 +6,9 @@ through one front end (``rapnet-loc replay BAG1 BAG2 ...``), in three configurat
 - ``multi-map``: the defaults: a new map after 1 s lost, maps merged when recognized (``rapnet_loc.slam.merging``);
   frames of a map that never joins the first map's frame get no pose;
 - ``multi-map + odometry``: the same with ``--odom-prior``: a new map starts at the pose the wheel odometry
-  predicts, so its poses are in the first map's frame at once.
+  predicts, so its poses are in the first map's frame at once; a loss of up to ``odom_bridge_s`` (2 s) gets the
+  odometry's poses (``bridged``); relocalizations and merges within a sequence must agree with the odometry
+  (the odometry gate of ``rapnet_loc.slam.tracking``).
 
 Scenes: 640x480, ``loop`` paths (turns, revisits), ``--people`` walking people (3, as the issue asks) and every
 challenge on (illumination, repetitive textures, featureless walls, moved furniture, motion blur). Seeds are fixed
