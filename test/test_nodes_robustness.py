@@ -1,7 +1,11 @@
 """Bad input on the front end's topics is logged, counted in the diagnostics, and the node keeps running (issue 5,
 acceptance 5): missing camera info, wrong encoding, depth of another size, out-of-order stamps, a burst faster than
-processing."""
+processing; every node runs as a module and refuses bad parameters cleanly (issue P11)."""
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from ros_env import Recorder, graph, image_msg, ros_context, textured_image, wait_for  # noqa: F401 (fixtures)
 from rclpy.parameter import Parameter
@@ -73,3 +77,16 @@ def test_bad_input_is_logged_and_the_front_end_keeps_running(graph, capfd):
                  'colour encoding', 'is 160x120, but the camera info says 320x240', 'not after the last processed',
                  'dropped the oldest queued input'):
         assert text in err, text
+
+
+@pytest.mark.parametrize('node, params, message', [
+    ('feature_node', ['-p', 'features:=no_such'], "unknown feature extractor 'no_such'"),
+    ('frontend_node', ['-p', 'config_file:=/nonexistent.yaml'], 'cannot read configuration file /nonexistent.yaml'),
+    ('vpr_node', [], 'vpr_node needs a map file'),
+    ('landmark_node', [], 'landmark_node needs a VS-Net model')])
+def test_nodes_run_as_modules_and_refuse_bad_parameters(node, params, message):
+    """``python -m rapnet_loc.nodes.NODE`` starts the node (as the console scripts do): a bad parameter ends it with
+    the error named and exit status 2, no traceback."""
+    run = subprocess.run([sys.executable, '-m', f'rapnet_loc.nodes.{node}', '--ros-args', *params],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and message in run.stdout and 'Traceback' not in run.stderr, run.stderr

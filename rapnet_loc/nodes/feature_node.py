@@ -42,3 +42,7 @@ class FeatureNode(RapnetNode):
 
 def main(args: list[str] | None = None) -> None:
     spin(FeatureNode, args)
+
+
+if __name__ == '__main__':
+    main()

@@ -346,3 +346,7 @@ class FrontendNode(RapnetNode):
 
 def main(args: list[str] | None = None) -> None:
     spin(FrontendNode, args)
+
+
+if __name__ == '__main__':
+    main()

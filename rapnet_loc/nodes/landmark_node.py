@@ -62,3 +62,7 @@ class LandmarkNode(PoseNode):
 
 def main(args: list[str] | None = None) -> None:
     spin(LandmarkNode, args)
+
+
+if __name__ == '__main__':
+    main()

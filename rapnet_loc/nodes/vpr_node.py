@@ -59,3 +59,7 @@ class VprNode(PoseNode):
 
 def main(args: list[str] | None = None) -> None:
     spin(VprNode, args)
+
+
+if __name__ == '__main__':
+    main()
