@@ -32,7 +32,7 @@ from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import TrackingConfig
 from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import KeyFrame, Map
-from rapnet_loc.slam.relocalization import CandidateFn, depth_conflicts, try_keyframe
+from rapnet_loc.slam.relocalization import CandidateFn, depth_conflicts_both, try_keyframe
 
 LOG = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ class MapMerging:
     def window_agrees(self, detection: Detection) -> bool:
         """Whether the newest ``merge_window`` keyframes of the detecting map, moved by the detection's transform,
         saw the same surfaces as the other map's keyframes nearest to them (within ``merge_window_radius`` metres,
-        optical axes within ``merge_window_angle_deg``): ``relocalization.depth_conflicts`` both ways, summed over
-        the pairs, leave at most ``reloc_max_violations`` of the compared points violating free space. Repeated
+        optical axes within ``merge_window_angle_deg``): ``relocalization.depth_conflicts_both``, summed over the
+        pairs, leave at most ``reloc_max_violations`` of the compared points violating free space. Repeated
         structure fools the detecting keyframes; the rest of the room, seen by their neighbours, does not fit."""
         slam_map, cfg = self.map, self.cfg
         own = sorted((k for k in slam_map.keyframes.values() if k.map_id == detection.kf_map), key=lambda k: -k.id)
@@ -134,12 +134,8 @@ class MapMerging:
             if not near.any():
                 continue
             other = others[int(np.flatnonzero(near)[np.argmin(dist[near])])]
-            T_ok = other.T_cw @ T_wc                    # kf's camera -> other's camera
-            for a, v in (depth_conflicts(kf.frame.points_c[kf.frame.has_depth], T_ok, other.frame, self.camera,
-                                         cfg.reloc_radius, cfg.reloc_depth_tolerance),
-                         depth_conflicts(other.frame.points_c[other.frame.has_depth], invert(T_ok), kf.frame,
-                                         self.camera, cfg.reloc_radius, cfg.reloc_depth_tolerance)):
-                agree, violate = agree + a, violate + v
+            a, v = depth_conflicts_both(kf.frame, other.frame, other.T_cw @ T_wc, self.camera, cfg)
+            agree, violate = agree + a, violate + v
         if violate <= cfg.reloc_max_violations * (agree + violate):
             return True
         LOG.info('map %d not merged into map %d: its keyframes moved by the detections\' transform disagree in '

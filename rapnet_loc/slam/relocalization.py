@@ -17,9 +17,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from rapnet_loc.features.matching import match_mutual, search_by_projection
+from rapnet_loc.geometry import invert
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import TrackingConfig
-from rapnet_loc.geometry import invert
 from rapnet_loc.slam.frame import Frame
 from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.slam.optimizer import CHI2_MONO, optimize_frame
@@ -83,16 +83,23 @@ def depth_conflicts(points_a: np.ndarray, T_ba: np.ndarray, frame_b: Frame, came
     return int(agree.sum()), int(violate.sum())
 
 
+def depth_conflicts_both(frame_a: Frame, frame_b: Frame, T_ba: np.ndarray, camera: Camera,
+                         cfg: TrackingConfig) -> tuple[int, int]:
+    """``depth_conflicts`` both ways between two frames, ``T_ba`` (4, 4) taking ``frame_a``'s camera frame to
+    ``frame_b``'s (a's measured points in b, b's in a; ``reloc_radius``, ``reloc_depth_tolerance``): the summed
+    (agree, violate) counts."""
+    a1, v1 = depth_conflicts(frame_a.points_c[frame_a.has_depth], T_ba, frame_b, camera, cfg.reloc_radius,
+                             cfg.reloc_depth_tolerance)
+    a2, v2 = depth_conflicts(frame_b.points_c[frame_b.has_depth], invert(T_ba), frame_a, camera, cfg.reloc_radius,
+                             cfg.reloc_depth_tolerance)
+    return a1 + a2, v1 + v2
+
+
 def depths_agree(frame: Frame, kf: KeyFrame, camera: Camera, cfg: TrackingConfig) -> bool:
-    """Whether ``frame`` at its pose and keyframe ``kf`` saw the same surfaces: ``depth_conflicts`` both ways (the
-    keyframe's measured points in the frame, the frame's in the keyframe) leave at most ``reloc_max_violations``
-    of the compared points violating free space."""
-    T_fk = frame.T_cw @ invert(kf.T_cw)
-    a1, v1 = depth_conflicts(kf.frame.points_c[kf.frame.has_depth], T_fk, frame, camera, cfg.reloc_radius,
-                             cfg.reloc_depth_tolerance)
-    a2, v2 = depth_conflicts(frame.points_c[frame.has_depth], invert(T_fk), kf.frame, camera, cfg.reloc_radius,
-                             cfg.reloc_depth_tolerance)
-    return v1 + v2 <= cfg.reloc_max_violations * (a1 + v1 + a2 + v2)
+    """Whether ``frame`` at its pose and keyframe ``kf`` saw the same surfaces: ``depth_conflicts_both`` leaves at
+    most ``reloc_max_violations`` of the compared points violating free space."""
+    agree, violate = depth_conflicts_both(kf.frame, frame, frame.T_cw @ invert(kf.T_cw), camera, cfg)
+    return violate <= cfg.reloc_max_violations * (agree + violate)
 
 
 def try_keyframe(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cfg: TrackingConfig) -> bool:
