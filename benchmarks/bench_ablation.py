@@ -1,8 +1,10 @@
-"""RaP-Net's P vs P+R ablation on synthetic sequences with walking people (``rapnet_p`` vs ``rapnet``).
+"""P vs P+R ablation on synthetic sequences with walking people: an extractor against its region-weighted variant
+(``--variants``: ``rapnet_p rapnet`` by default; ``xfeat xfeat_r`` and ``orb orb_r``, ``rapnet_loc.features.region``).
 
 1. ``rapnet_loc.synth.generate`` writes one sequence of ``--scene`` with ``--people`` walking people (every other
    challenge on) at ``--size`` for each of ``--seeds`` (seeds that RaP-Net training did not use).
-2. Keypoints: both extractors (the shipped weights or ``--weights``; ``max_keypoints`` = ``--max-keypoints``) run
+2. Keypoints: both extractors (the shipped weights or ``--weights`` for RaP-Net, ``--region-weights`` for the
+   ``_r`` variants' region head; ``max_keypoints`` = ``--max-keypoints``) run
    on every ``--every``-th frame; a keypoint is on a dynamic object when the ``/synth/labels`` pixel under it has
    bit 0x80. The table gives that share of all keypoints, and the share of dynamic pixels in the images for
    reference. The two extractors differ only in which detections they keep, so ``--max-keypoints`` must be below
@@ -22,7 +24,7 @@ it undetermined, and the correct rate is 0 or a matter of luck.
 
     python benchmarks/bench_ablation.py [--out out/ablation] [--scene home] [--size 640x480] [--frames 300]
         [--people 3] [--seeds 0 [11 ...]] [--max-keypoints 1000] [--init-min-points 100] [--tracking JSON]
-        [--weights FILE] [--conf JSON] [--shares-only]
+        [--weights FILE] [--conf JSON] [--shares-only] [--variants P PR] [--region-weights FILE]
 """
 import argparse
 import json
@@ -43,13 +45,12 @@ from rapnet_loc.slam.run import replay
 from rapnet_loc.synth import DYNAMIC, Challenges, generate
 from rapnet_loc.synth.frames import bag_frames
 
-VARIANTS = ('rapnet_p', 'rapnet')
 
-
-def dynamic_counts(bag: Path, every: int, conf: dict) -> tuple[dict[str, tuple[int, int]], float]:
-    """Per extractor, (keypoints on dynamic pixels, all keypoints); the share of dynamic pixels."""
-    extractors = {name: create_extractor(name, conf) for name in VARIANTS}
-    on_dynamic, total, pixels = dict.fromkeys(VARIANTS, 0), dict.fromkeys(VARIANTS, 0), []
+def dynamic_counts(bag: Path, every: int, confs: dict[str, dict]) -> tuple[dict[str, tuple[int, int]], float]:
+    """Per extractor (name -> options), (keypoints on dynamic pixels, all keypoints); the share of dynamic
+    pixels."""
+    extractors = {name: create_extractor(name, conf) for name, conf in confs.items()}
+    on_dynamic, total, pixels = dict.fromkeys(confs, 0), dict.fromkeys(confs, 0), []
     _, items = bag_frames(bag)
     for n, item in enumerate(items):
         if n % every:
@@ -60,7 +61,7 @@ def dynamic_counts(bag: Path, every: int, conf: dict) -> tuple[dict[str, tuple[i
             xy = np.rint(extractor.extract(item.frame.color).keypoints).astype(np.int64)
             on_dynamic[name] += int(dynamic[xy[:, 1], xy[:, 0]].sum())
             total[name] += len(xy)
-    return {name: (on_dynamic[name], total[name]) for name in VARIANTS}, float(np.mean(pixels))
+    return {name: (on_dynamic[name], total[name]) for name in confs}, float(np.mean(pixels))
 
 
 def front_end(bag: Path, gt_dir: Path, out: Path, name: str, conf: dict, tracking: dict) -> dict:
@@ -93,10 +94,16 @@ def main() -> int:
     parser.add_argument('--conf', type=json.loads, default={},
                         help='more options of both extractors, a JSON object (e.g. descriptor_scales, nms_radius)')
     parser.add_argument('--shares-only', action='store_true', help='keypoint shares only, no front-end runs')
+    parser.add_argument('--variants', nargs=2, default=['rapnet_p', 'rapnet'], metavar=('P', 'PR'),
+                        help='the extractor and its region-weighted variant')
+    parser.add_argument('--region-weights', help='region head of the _r variants (default: the shipped file)')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     width, height = (int(v) for v in args.size.split('x'))
-    conf = {**args.conf, 'max_keypoints': args.max_keypoints, **({'weights': args.weights} if args.weights else {})}
+    confs = {name: {**args.conf, 'max_keypoints': args.max_keypoints,
+                    **({'weights': args.weights} if args.weights and name.startswith('rapnet') else {}),
+                    **({'region_weights': args.region_weights} if args.region_weights and name.endswith('_r') else {})}
+             for name in args.variants}
     tracking = {'init_min_points': args.init_min_points, **args.tracking}
     print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; '
           f'{args.scene}: {args.frames} frames at {args.size}, {args.people} people, seeds {args.seeds}, '
@@ -104,14 +111,15 @@ def main() -> int:
     print('| seed | dynamic pixels | extractor | keypoints on people | correct rate | ATE RMSE | tracked poses | '
           'replay s |')
     print('| --- | --- | --- | --- | --- | --- | --- | --- |')
-    pooled = {name: [] for name in VARIANTS}
+    pooled = {name: [] for name in args.variants}
     for seed in args.seeds:
         out = args.out / f'seed{seed}' if len(args.seeds) > 1 else args.out
         synth = generate(out / 'data', args.scene, 1, args.frames, width, height, seed,
                          Challenges(people=args.people), compression='lz4', progress=False)
-        counts, pixel_share = dynamic_counts(synth.bags[0], args.every, conf)
-        for name in VARIANTS:
-            m = {} if args.shares_only else front_end(synth.bags[0], synth.gt_path.parent, out, name, conf, tracking)
+        counts, pixel_share = dynamic_counts(synth.bags[0], args.every, confs)
+        for name in args.variants:
+            m = {} if args.shares_only else front_end(synth.bags[0], synth.gt_path.parent, out, name, confs[name],
+                                                      tracking)
             pooled[name].append((counts[name], m))
             print(f'| {seed} | {100 * pixel_share:.1f} % | {name} | {row(counts[name], m)}', flush=True)
     if len(args.seeds) > 1:

@@ -8,7 +8,10 @@ percentiles, and the median wall-clock ms per frame (feature extraction, candida
 optimisation and local-map refinement; not image decoding).
 
     python benchmarks/bench_localize.py [--features orb] [--place-recognition bow] [--map-frames 0:349]
-        [--query-frames 350:499]
+        [--query-frames 350:499] [--reloc-ratio R] [--max-keypoints N]
+
+``--reloc-ratio`` replaces the relocalization ratio test of every descriptor metric (the default is per metric,
+``rapnet_loc.slam.config``); ``--max-keypoints`` the extractor's ``max_keypoints``.
 """
 import argparse
 import os
@@ -64,6 +67,8 @@ def main() -> None:
     parser.add_argument('--place-recognition', default='bow')
     parser.add_argument('--map-frames', default='0:349')
     parser.add_argument('--query-frames', default='350:499')
+    parser.add_argument('--reloc-ratio', type=float, help='ratio test of relocalization (default: per metric)')
+    parser.add_argument('--max-keypoints', type=int, help="the extractor's max_keypoints (default: its own)")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f'skipped: {DATA} not found')
@@ -71,9 +76,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         map_path = Path(tmp) / 'map.npz'
         start = time.perf_counter()
+        config = SlamConfig.resolve(None, args.features, args.place_recognition)
+        if args.max_keypoints is not None:
+            config.feature_conf['max_keypoints'] = args.max_keypoints
+        if args.reloc_ratio is not None:
+            config.tracking.reloc_ratio = dict.fromkeys(config.tracking.reloc_ratio, args.reloc_ratio)
         with open_source(DATA, args.map_frames) as source:
-            build_map(source, SlamConfig.resolve(None, args.features, args.place_recognition), KeyframePolicy(),
-                      map_path)
+            build_map(source, config, KeyframePolicy(), map_path)
         build_s = time.perf_counter() - start
         map_file, config = open_map(map_path, pose_estimator='map')
     with open_source(DATA, args.query_frames) as source:

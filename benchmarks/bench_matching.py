@@ -18,7 +18,7 @@ often detect one corner several times).
 
     python benchmarks/bench_matching.py [--gaps 10 30] [--step 10] [--edges 320 640] [--variants rapnet rapnet_p]
         [--weights FILE] [--max-keypoints K] [--nms-radius R] [--no-subpixel] [--descriptor-scales 0.25 0.5]
-        [--region-scale 0.25] [--orb-features 1000]
+        [--region-scale 0.25] [--orb-features 1000] [--xfeat]
 """
 import argparse
 import logging
@@ -127,7 +127,9 @@ def main() -> int:
     parser.add_argument('--edges', type=int, nargs='*', default=[320], help='max_edge of the RaP-Net runs (none: orb)')
     parser.add_argument('--variants', nargs='+', default=['rapnet'], choices=['rapnet', 'rapnet_p'])
     parser.add_argument('--weights', help='RaP-Net weights (default: the shipped file)')
-    parser.add_argument('--orb-features', type=int, default=1000, help='keypoints of the ORB baseline')
+    parser.add_argument('--orb-features', type=int, default=1000,
+                        help='keypoints of the ORB baseline (and of XFeat with --xfeat)')
+    parser.add_argument('--xfeat', action='store_true', help='also run the xfeat extractor (640x480)')
     parser.add_argument('--max-keypoints', type=int, help='keypoints RaP-Net keeps (default: the authors\' 520)')
     parser.add_argument('--nms-radius', type=int,
                         help='half-size of RaP-Net\'s NMS box in pixels (default: the authors\' 4, a 9x9 box)')
@@ -148,14 +150,16 @@ def main() -> int:
                 'region_scale': args.region_scale, **({'weights': args.weights} if args.weights else {}),
                 **({'max_keypoints': args.max_keypoints} if args.max_keypoints else {}),
                 **({'nms_radius': args.nms_radius} if args.nms_radius is not None else {})})
-        for edge in args.edges for name in args.variants]
+        for edge in args.edges for name in args.variants] + (
+        [('xfeat', {'max_keypoints': args.orb_features})] if args.xfeat else [])
     print(f'# {date.today()}, {platform.node()}, {os.cpu_count()} cores, load average '
           f'{os.getloadavg()[0]:.1f}; frames {args.first}-{args.last}, {len(frames)} images, mutual NN, no ratio test')
     print('| extractor | input | gap | pairs | MMA@1 | MMA@3 | MMA@5 | matches/pair | with depth | keypoints '
           '| ms/frame | median error, ratio 0.7 | repeatability@3 | NN right | crowded |')
     print('|' + ' --- |' * 15)
     for name, conf in runs:
-        size = (f'ORB, 640x480, {args.orb_features} features' if name == 'orb' else
+        size = (f'{name.upper() if name == "orb" else "XFeat"}, 640x480, {args.orb_features} features'
+                if name in ('orb', 'xfeat') else
                 f'max_edge {conf["max_edge"]}{"" if args.subpixel else ", integer pixels"}'
                 + (f', descriptors at {" + ".join(f"{s:g}" for s in args.descriptor_scales)}'
                    if args.descriptor_scales else '')

@@ -43,7 +43,7 @@ from rapnet_loc.features.matching import match_mutual, row_distances
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.rapnet.data import register_depth
 
-VARIANTS = {'orb': {}, 'rapnet': {'max_edge': 320}, 'rapnet_p': {'max_edge': 320}}
+VARIANTS = {'orb': {}, 'rapnet': {'max_edge': 320}, 'rapnet_p': {'max_edge': 320}, 'xfeat': {}}
 CORRECT_PX, WRONG_PX = 3.0, 10.0
 ORB_THRESHOLDS = (50, 100)  # ORB-SLAM2's TH_LOW and TH_HIGH, Hamming bits
 QUANTILES = (50, 75, 90, 95, 99)

@@ -63,8 +63,9 @@ def test_bad_feature_clouds_raise_topic_errors():
         decode_features(no_desc, '/f')
 
 
-def test_feature_node_publishes_the_extractors_output_and_survives_bad_images(graph):
-    node = graph.add(FeatureNode(context=graph.context, parameter_overrides=[Parameter('features', value='orb')]))
+@pytest.mark.parametrize('name, pyramid', [('orb', (1.2, 8)), ('xfeat', (1.0, 1))])
+def test_feature_node_publishes_the_extractors_output_and_survives_bad_images(graph, name, pyramid):
+    node = graph.add(FeatureNode(context=graph.context, parameter_overrides=[Parameter('features', value=name)]))
     test = graph.node('feature_test')
     rec = Recorder(test, {FEATURES_TOPIC: (PointCloud2, qos.SENSOR)})
     pub = test.create_publisher(Image, IMAGE_TOPIC, qos.SENSOR)
@@ -77,4 +78,4 @@ def test_feature_node_publishes_the_extractors_output_and_survives_bad_images(gr
     wait_for(lambda: rec[FEATURES_TOPIC], 20, 'features')
     msg, = rec[FEATURES_TOPIC]
     assert msg.header.stamp == to_stamp(2_000_000_123) and msg.header.frame_id == 'd400_color'
-    assert_same_features(decode_features(msg, FEATURES_TOPIC, 1.2, 8), create_extractor('orb').extract(rgb))
+    assert_same_features(decode_features(msg, FEATURES_TOPIC, *pyramid), create_extractor(name).extract(rgb))

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rapnet_loc.rapnet.detect import detect, hard_detection, nms, pooled_descriptors, rap_scores, subpixel_offsets
+from rapnet_loc.features.base import rap_scores
+from rapnet_loc.rapnet.detect import detect, hard_detection, nms, pooled_descriptors, subpixel_offsets
 
 
 def d2net_hard_detection(batch: torch.Tensor, edge_threshold: float = 5) -> torch.Tensor:

@@ -106,7 +106,7 @@ def v1_bag(tmp_path_factory):
 
 def test_version_1_map_of_the_previous_release_loads(v1_bag, caplog):
     """test/data/office_v1.map was written by rapnet-loc at commit 5ff658b (see test/data/README.md). It loads, its
-    thresholds become per-metric, its bag-of-words recognizer is rebuilt from the keyframes (logged) and it
+    thresholds and its single reloc_ratio become per-metric, its bag-of-words recognizer is rebuilt from the keyframes (logged) and it
     localizes the frames it was built from."""
     with caplog.at_level(logging.INFO, logger='rapnet_loc.slam.map_io'):
         map_file = load_map(V1_MAP, 'orb')
@@ -114,6 +114,7 @@ def test_version_1_map_of_the_previous_release_loads(v1_bag, caplog):
     config = map_file.settings()
     assert config.tracking.max_distance == {'hamming': 100.0, 'l2': 1.13}
     assert config.tracking.strict_distance == {'hamming': 50.0, 'l2': 0.55}
+    assert config.tracking.reloc_ratio == {'hamming': 0.75, 'l2': 0.75}
     assert [kf.frame.name for kf in map_file.map.keyframes.values()] == [
         f'{kf.frame.stamp_ns // 10**9}.{kf.frame.stamp_ns % 10**9:09d}' for kf in map_file.map.keyframes.values()]
     with open_source(v1_bag) as source:

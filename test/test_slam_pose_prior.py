@@ -84,7 +84,7 @@ def test_prior_seeds_a_projection_search_of_the_map(office_sequence, office_mapp
     camera, frames = office_sequence
     system, poses = office_mapped
     config = system.config.override(place_recognition='test_never_recognizes')
-    config.tracking.reloc_ratio = 0.0
+    config.tracking.reloc_ratio = {'hamming': 0.0, 'l2': 0.0}
     near = System(camera, config, slam_map=system.map)
     near.set_pose_prior(offset(poses[26], 0.05, yaw_deg=3))
     result = near.process(frames[26])

@@ -2,7 +2,9 @@
 
 Stage ``base`` (D2-Net's loss or InfoNCE, ``--loss``) writes ``OUT/rapnet_wNNN_base.pt``; stage ``region`` (ratio
 loss, base net frozen, ``--init`` the base file) writes ``OUT/rapnet_wNNN.pt``. Copy the latter to ``models/`` to
-make it the default weights of the ``rapnet`` extractor. ``OUT/train_state.pt`` is written every
+make it the default weights of the ``rapnet`` extractor. ``--stage region --backbone xfeat`` trains the region head
+of ``xfeat_r`` and ``orb_r`` on XFeat's pretrained map and writes ``OUT/region_xfeat.pt`` (their default when in
+``models/``). ``OUT/train_state.pt`` is written every
 ``--checkpoint-every`` steps; ``--resume`` continues from it. ``OUT/losses.csv`` lists the loss of each step.
 """
 from __future__ import annotations
@@ -13,13 +15,16 @@ import logging
 import numpy as np
 
 from rapnet_loc.cli.common import add_config_flags, add_run_flags, config_from_args
-from rapnet_loc.rapnet.train import BASE_LOSSES, REPEAT_LOSSES, STAGES, TrainConfig, train
+from rapnet_loc.rapnet.train import BACKBONES, BASE_LOSSES, REPEAT_LOSSES, STAGES, TrainConfig, train
 
 LOG = logging.getLogger(__name__)
 _TYPES = {'init': str, 'lr': float, 'pool_safe_radius': int, 'region_spread': float}
 _LISTS = {'descriptor_scales': float}     # options taking several values
 _HELP = {
-    'stage': 'training stage', 'init': 'weights to start from (required for --stage region)',
+    'stage': 'training stage',
+    'backbone': 'region: the frozen map the head learns on: rapnet (the base net of --init) or xfeat (XFeat\'s '
+                'pretrained map, for xfeat_r and orb_r)',
+    'init': 'weights to start from (required for --stage region)',
     'width': 'network width multiplier', 'max_edge': 'longer edge of the training images (pixels)',
     'first': 'first frame number', 'last': 'last frame number', 'stride': 'use every N-th frame',
     'steps': 'total optimisation steps', 'lr': 'Adam learning rate; None: 1e-4 (base) or 1e-3 (region)',
@@ -52,7 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         'are trained on together')
     parser.add_argument('--out', required=True, help='output folder')
     add_config_flags(parser, TrainConfig, _HELP, _TYPES, _LISTS,
-                     {'stage': STAGES, 'loss': BASE_LOSSES, 'repeat_loss': tuple(REPEAT_LOSSES)})
+                     {'stage': STAGES, 'backbone': BACKBONES, 'loss': BASE_LOSSES, 'repeat_loss': tuple(REPEAT_LOSSES)})
     add_run_flags(parser, 'OUT/train_state.pt')
     return parser
 

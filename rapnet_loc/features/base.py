@@ -92,6 +92,20 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ImageFormatError(f'feature extraction needs an (H, W) or (H, W, 1|3|4) image, got shape {image.shape}')
 
 
+def rap_scores(p: np.ndarray, r: np.ndarray | None) -> np.ndarray:
+    """Selection scores of candidate keypoints: P / sum(P) * exp(R - mean(R)) (RaP-Net's, over its NMS survivors), or P
+    when R is None (P only).
+
+    Args:
+        p: (N,) point weights P; r: (N,) region weights R at the same pixels, or None.
+    """
+    p = np.asarray(p, np.float64)
+    if r is None:
+        return p
+    r = np.asarray(r, np.float64)
+    return p / p.sum() * np.exp(r - r.mean())
+
+
 class FeatureExtractor(Configurable, ABC):
     """Detects keypoints and computes descriptors.
 

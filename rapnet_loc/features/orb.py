@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from rapnet_loc.errors import ConfigError
-from rapnet_loc.features.base import FeatureExtractor, Features, register, to_gray
+from rapnet_loc.features.base import FeatureExtractor, Features, rap_scores, register, to_gray
 
 DESCRIPTOR_BYTES = 32
 SINGLE_LEVEL_FACTOR = 2.0    # handed to OpenCV when there is one level (unused by it)
@@ -58,6 +58,11 @@ class ORB(FeatureExtractor):
         if min(gray.shape) <= 2 * self.conf['edge_threshold'] + 1 or not gray.any():
             return self._empty()
         keypoints = self._orb.detect(gray, None)
+        region = self.region_weights(gray, keypoints) if keypoints else None
+        if region is not None:     # rank by RaP-Net's score; class_id carries each candidate's R through compute
+            scores = rap_scores(np.array([k.response for k in keypoints], np.float32), region)
+            for n, (k, score) in enumerate(zip(keypoints, scores)):
+                k.response, k.class_id = float(score), n
         if self.conf['grid_cell'] > 0 and len(keypoints) > self.conf['max_keypoints']:
             keypoints = [keypoints[i] for i in self._select(keypoints)]
         keypoints, descriptors = self._orb.compute(gray, keypoints)
@@ -65,7 +70,13 @@ class ORB(FeatureExtractor):
             return self._empty()
         return Features(cv2.KeyPoint_convert(keypoints), np.array([k.response for k in keypoints]), descriptors,
                         'hamming', np.array([k.octave for k in keypoints]), self.conf['scale_factor'],
-                        self.conf['n_levels'])
+                        self.conf['n_levels'],
+                        None if region is None else region[[k.class_id for k in keypoints]])
+
+    def region_weights(self, gray: np.ndarray, keypoints: list[cv2.KeyPoint]) -> np.ndarray | None:
+        """(N,) region weight R of each candidate corner, which the selection then ranks by response x exp(R -
+        mean R); None (plain ORB) ranks by response."""
+        return None
 
     def _select(self, keypoints: list[cv2.KeyPoint]) -> np.ndarray:
         """Indices of ``max_keypoints`` of ``keypoints`` spread over (level, grid cell), see the module doc."""

@@ -46,3 +46,21 @@ def xfeat_pyramid(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     x3 = net.block3(x2)
     x4 = net.block4(x3)
     return x2, net.block_fusion(x3 + upsampled(x4, x3) + upsampled(net.block5(x4), x3))
+
+
+class XFeatDense(nn.Module):
+    """XFeat's dense outputs, as ``XFeatModel.forward`` computes them, in operations that ONNX exports with dynamic
+    sizes (``pixel_unshuffle`` for its 8x8 ``unfold``).
+
+    Input: (B, 1, H, W) grey image, H and W multiples of 32 (any scale: it is instance-normalised). Outputs:
+    descriptors (B, 64, H/8, W/8), keypoint logits (B, 65, H/8, W/8), reliability (B, 1, H/8, W/8).
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.net.norm(x)
+        _, features = xfeat_pyramid(self.net, x)
+        return features, self.net.keypoint_head(F.pixel_unshuffle(x, 8)), self.net.heatmap_head(features)

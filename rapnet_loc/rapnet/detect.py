@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rapnet_loc.features.base import rap_scores
+
 EDGE_RATIO = 5.0         # D2-Net's edge threshold r: keep tr^2 / det <= (r + 1)^2 / r
 LOCAL_MAX_SIZE = 27      # D2-Net's local-maximum window (stride 1, padding 13)
 NMS_RADIUS = 4           # greedy NMS over a (2 * 4 + 1)^2 = 9x9 box
@@ -168,19 +170,6 @@ def nms(ij: np.ndarray, scores: np.ndarray, shape: tuple[int, int], radius: int 
             kept.append(k)
             free[i:i + 2 * radius + 1, j:j + 2 * radius + 1] = False
     return np.asarray(kept, np.int64)
-
-
-def rap_scores(p: np.ndarray, r: np.ndarray | None) -> np.ndarray:
-    """Selection scores of the NMS survivors: P / sum(P) * exp(R - mean(R)) (RaP-Net), or P when R is None (P only).
-
-    Args:
-        p: (N,) point weights P; r: (N,) region weights R at the same pixels, or None.
-    """
-    p = np.asarray(p, np.float64)
-    if r is None:
-        return p
-    r = np.asarray(r, np.float64)
-    return p / p.sum() * np.exp(r - r.mean())
 
 
 def detect(features: torch.Tensor, region: torch.Tensor | None, max_keypoints: int,

@@ -37,6 +37,30 @@ class ExportReport:
     max_diff_region: float | None
 
 
+def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, outputs: list[str],
+               axes: dict[str, dict[int, str]], meta: dict[str, str], opset: int = OPSET) -> bytes:
+    """Trace ``model`` on ``example`` (input ``image``) into an ONNX graph with ``outputs``, dynamic ``axes`` and
+    metadata ``meta``, checked by ``onnx.checker``, written atomically to ``path``; returns the file's bytes."""
+    tmp = path.with_name(f'.{path.name}.trace')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', DeprecationWarning)   # the TorchScript exporter; onnxscript is absent
+            # instance norm always uses its input's statistics (XFeat's input normalisation), as exported
+            warnings.filterwarnings('ignore', "ONNX export mode is set to TrainingMode.EVAL, but operator "
+                                    "'instance_norm'", UserWarning)
+            torch.onnx.export(model, (example,), str(tmp), input_names=['image'], output_names=outputs,
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+        graph = onnx.load(str(tmp))
+    finally:
+        tmp.unlink(missing_ok=True)
+    onnx.checker.check_model(graph)
+    onnx.helper.set_model_props(graph, meta)
+    data = graph.SerializeToString()
+    with atomic_write(path, 'wb') as fh:
+        fh.write(data)
+    return data
+
+
 def export_onnx(model: RapNet, info: WeightsInfo, path: str | Path, opset: int = OPSET,
                 check_shape: tuple[int, int] = (96, 136)) -> ExportReport:
     """Export ``model`` to ``path`` and check the file with ONNX Runtime (CPU) against PyTorch.
@@ -51,23 +75,10 @@ def export_onnx(model: RapNet, info: WeightsInfo, path: str | Path, opset: int =
             'region': {0: 'batch', 1: 'height', 2: 'width'}}
     start = time.perf_counter()
     LOG.info('tracing the width-%g network (%s) for ONNX opset %d', info.width, ' and '.join(outputs), opset)
-    tmp = path.with_name(f'.{path.name}.trace')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', DeprecationWarning)   # the TorchScript exporter; onnxscript is absent
-            torch.onnx.export(model, (torch.zeros(1, 3, 64, 80),), str(tmp), input_names=['image'],
-                              output_names=outputs, dynamic_axes={k: axes[k] for k in ['image', *outputs]},
-                              opset_version=opset, dynamo=False)
-        graph = onnx.load(str(tmp))
-    finally:
-        tmp.unlink(missing_ok=True)
-    onnx.checker.check_model(graph)
     meta = {'width': f'{info.width:g}', 'region': '1' if model.region is not None else '0',
             'preprocessing': info.preprocessing, 'source': info.path}
-    onnx.helper.set_model_props(graph, meta)
-    data = graph.SerializeToString()
-    with atomic_write(path, 'wb') as fh:
-        fh.write(data)
+    data = write_onnx(model, torch.zeros(1, 3, 64, 80), path, outputs, {k: axes[k] for k in ['image', *outputs]},
+                      meta, opset)
     LOG.info('wrote %s (%.1f MB) in %.1f s; checking it with ONNX Runtime on a %dx%d input', path, len(data) / 1e6,
              time.perf_counter() - start, check_shape[1], check_shape[0])
     x = np.random.default_rng(0).standard_normal((1, 3, *check_shape)).astype(np.float32)

@@ -62,12 +62,14 @@ class RegionHead(nn.Module):
     conv(k x k, no bias) -> BatchNorm -> ReLU with k = 3, 5, 7, concatenated, conv 1x1 -> Softplus, nearest x2
     upsampling cropped to H x W.
 
-    Input F: (B, C, H, W). Output R: (B, H, W), R > 0.
+    Input F: (B, C, H, W), C = ``in_channels`` (default: RaP-Net's ``descriptor_size(width)``; another
+    network's feature map for the region weighting of other extractors, ``rapnet_loc.features.region``). Output R:
+    (B, H, W), R > 0.
     """
 
-    def __init__(self, width: float = 1.0):
+    def __init__(self, width: float = 1.0, in_channels: int | None = None):
         super().__init__()
-        c_in, c_mid = descriptor_size(width), scaled(REGION_CHANNELS, width)
+        c_in, c_mid = in_channels or descriptor_size(width), scaled(REGION_CHANNELS, width)
         self.branches = nn.ModuleList(nn.Conv2d(c_in, c_mid, k, padding=k // 2, bias=False) for k in REGION_KERNELS)
         self.norms = nn.ModuleList(nn.BatchNorm2d(c_mid) for _ in REGION_KERNELS)
         self.score = nn.Conv2d(c_mid * len(REGION_KERNELS), 1, 1)

@@ -61,27 +61,34 @@ class TorchRunner:
         return features[0].float().contiguous(), r
 
 
-class OnnxRunner:
-    """An ONNX file written by ``export.export_onnx`` in ONNX Runtime.
+def onnx_session(path: Path, device: str, network: str):
+    """An ONNX Runtime session of the ``network`` file ``path``: with the TensorRT and CUDA execution providers when
+    ONNX Runtime has them (onnxruntime-gpu) and ``device`` is not ``'cpu'``, else on the CPU, with one log line when
+    that is a fallback.
 
-    Uses the TensorRT and CUDA execution providers when ONNX Runtime has them (onnxruntime-gpu) and ``device``
-    is not ``'cpu'``; otherwise runs on the CPU, with one log line when that is a fallback.
+    Raises:
+        ConfigError: the file is missing or ONNX Runtime cannot load it.
     """
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ConfigError(f'{network} ONNX file not found: {path}')
+    gpu = [p for p in GPU_PROVIDERS if p in ort.get_available_providers()] if device != 'cpu' else []
+    if not gpu and device != 'cpu':
+        LOG.info('ONNX Runtime has no CUDA or TensorRT execution provider (onnxruntime-gpu): running %s on the '
+                 'CPU', path.name)
+    try:
+        return ort.InferenceSession(str(path), providers=gpu + ['CPUExecutionProvider'])
+    except Exception as exc:  # onnxruntime raises its own unexported exception types
+        raise ConfigError(f'ONNX Runtime cannot load {path}: {str(exc).splitlines()[0]}') from exc
+
+
+class OnnxRunner:
+    """An ONNX file written by ``export.export_onnx`` in ONNX Runtime (``onnx_session``)."""
 
     def __init__(self, path: str | Path, device: str = 'auto'):
-        import onnxruntime as ort
-
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f'RaP-Net ONNX file not found: {path}')
-        gpu = [p for p in GPU_PROVIDERS if p in ort.get_available_providers()] if device != 'cpu' else []
-        if not gpu and device != 'cpu':
-            LOG.info('ONNX Runtime has no CUDA or TensorRT execution provider (onnxruntime-gpu): running %s on the '
-                     'CPU', path.name)
-        try:
-            self.session = ort.InferenceSession(str(path), providers=gpu + ['CPUExecutionProvider'])
-        except Exception as exc:  # onnxruntime raises its own unexported exception types
-            raise ConfigError(f'ONNX Runtime cannot load {path}: {str(exc).splitlines()[0]}') from exc
+        self.session = onnx_session(path, device, 'RaP-Net')
         meta = self.session.get_modelmeta().custom_metadata_map
         if missing := [k for k in META_KEYS if k not in meta]:
             raise ConfigError(f'{path} lacks the rapnet_loc metadata {", ".join(missing)}: export it with '

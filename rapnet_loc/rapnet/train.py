@@ -5,7 +5,9 @@
   (``data.crop_pair``). Writes ``OUT/rapnet_wNNN_base.pt`` (base net only).
 - ``region``: the region head, base net frozen (``init`` from the base stage or any RaP-Net/D2-Net weights),
   with the ratio loss (``losses.ratio_loss``) on region-weighted global descriptors of (anchor, positive,
-  negatives) tuples drawn from place labels (``data.location_labels``). Writes ``OUT/rapnet_wNNN.pt``.
+  negatives) tuples drawn from place labels (``data.location_labels``). Writes ``OUT/rapnet_wNNN.pt``. With
+  ``backbone='xfeat'`` the head learns on XFeat's frozen pretrained map instead (the region weighting of other
+  extractors, ``rapnet_loc.features.region``) and is written alone as ``OUT/region_xfeat.pt``.
 
 Training is resumable: ``OUT/train_state.pt`` holds the model, the optimiser, the step, the random generators'
 states and the loss history, written every ``checkpoint_every`` steps; ``resume=True`` continues from it and gives
@@ -27,16 +29,22 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError, DatasetError
+from rapnet_loc.features.region import REGION_FILE, new_region_head, save_region_head
+from rapnet_loc.features.xfeat import network_input
+from rapnet_loc.features.xfeat_net import XFeatDense, load_xfeat
 from rapnet_loc.rapnet.data import (TrainFrame, correspondences, crop_pair, load_frames, location_labels,
                                    sample_tuple)
 from rapnet_loc.rapnet.losses import (cosim_repeatability_loss, d2_triplet_loss, global_descriptor, info_nce_loss,
                                      peak_alignment_loss, ratio_loss)
 from rapnet_loc.rapnet.model import RapNet
+from rapnet_loc.rapnet.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from rapnet_loc.rapnet.weights import default_weights_name, load_model, random_model, save_weights
 from rapnet_loc.training import load_state, save_state
 
 LOG = logging.getLogger(__name__)
 STAGES = ('base', 'region')
+BACKBONES = ('rapnet', 'xfeat')
+GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)     # OpenCV's RGB -> grey, as ``features.base.to_gray``
 BASE_LOSSES = ('d2', 'nce', 'dense-nce', 'd2-nce')
 REPEAT_LOSSES = {'peak': peak_alignment_loss, 'cosim': cosim_repeatability_loss}
 LEARNING_RATES = {'base': 1e-4, 'region': 1e-3}   # base: 1e-3 collapses the descriptors when training from scratch
@@ -53,7 +61,9 @@ class TrainConfig:
 
     Attributes:
         data, out: 7-Scenes-style frame folder, or a list of them (sources); output folder.
-        stage: ``'base'`` or ``'region'``; init: weights to start from (required for ``region``).
+        stage: ``'base'`` or ``'region'``; init: weights to start from (required for ``region`` on RaP-Net).
+        backbone: region stage: the frozen map the head learns on, ``'rapnet'`` (the base net of ``init``) or
+            ``'xfeat'`` (XFeat's pretrained descriptor map; ``init`` and ``width`` unused).
         width, max_edge: network width multiplier; longer edge of the training images.
         first, last, stride: frames used in each source (file numbers, inclusive) and the step between them.
         steps, lr, seed, checkpoint_every: optimisation (Adam; lr None: the stage's ``LEARNING_RATES``).
@@ -91,6 +101,7 @@ class TrainConfig:
     data: str | list[str]
     out: str
     stage: str = 'base'
+    backbone: str = 'rapnet'
     init: str | None = None
     width: float = 0.25
     max_edge: int = 160
@@ -247,11 +258,24 @@ def _base_features(model: RapNet, frames: list[TrainFrame], progress: bool) -> l
                 for f in tqdm(frames, desc='base features', disable=not progress)]
 
 
-def _region_loss(model: RapNet, features: list[torch.Tensor], labels: np.ndarray, cfg: TrainConfig,
+def _xfeat_features(frames: list[TrainFrame], progress: bool) -> list[torch.Tensor]:
+    """XFeat's descriptor map of every frame, (64, h/8, w/8) float16 each, computed as the extractors compute it
+    (the frame's colour made grey, the sides cut to multiples of 32)."""
+    net = XFeatDense(load_xfeat(otherwise='backbone rapnet')).eval()
+    maps = []
+    with torch.no_grad():
+        for f in tqdm(frames, desc='xfeat features', disable=not progress):
+            rgb = f.image[0].transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
+            grey = np.clip(np.rint(255 * rgb @ GREY_WEIGHTS), 0, 255).astype(np.uint8)
+            maps.append(net(torch.from_numpy(network_input(grey, max(grey.shape))[0]))[0][0].half())
+    return maps
+
+
+def _region_loss(head: torch.nn.Module, features: list[torch.Tensor], labels: np.ndarray, cfg: TrainConfig,
                  rng: np.random.Generator) -> torch.Tensor:
     index = np.concatenate([sample_tuple(labels, rng, cfg.negatives) for _ in range(cfg.tuples)])
     f = torch.stack([features[k] for k in index]).float()
-    region = model.region(f)
+    region = head(f)
     g = global_descriptor(f, region).view(cfg.tuples, 2 + cfg.negatives, -1)
     loss = ratio_loss(g[:, 0], g[:, 1], g[:, 2:])
     if cfg.region_spread is None:
@@ -259,14 +283,14 @@ def _region_loss(model: RapNet, features: list[torch.Tensor], labels: np.ndarray
     return loss + ((region.flatten(1).std(dim=1) - cfg.region_spread) ** 2).mean()
 
 
-def _save_state(path: Path, model: RapNet, optimizer: torch.optim.Optimizer, step: int, losses: list[float],
+def _save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, losses: list[float],
                 rng: np.random.Generator, cfg: TrainConfig) -> None:
     save_state(path, {'model': model.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step,
                       'losses': losses, 'numpy_rng': rng.bit_generator.state, 'torch_rng': torch.get_rng_state()},
                cfg, path.with_name('losses.csv'))
 
 
-def _resume(path: Path, cfg: TrainConfig, model: RapNet, optimizer: torch.optim.Optimizer,
+def _resume(path: Path, cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             rng: np.random.Generator) -> tuple[int, list[float]]:
     """Restore ``path`` into model, optimiser and generators; the step reached and the losses so far."""
     state = load_state(path, cfg, ('steps', 'checkpoint_every'))
@@ -281,6 +305,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     """Run (or, with ``resume``, continue) one training stage; write the training state and the weights."""
     if cfg.stage not in STAGES:
         raise ConfigError(f'unknown training stage {cfg.stage!r}; expected one of {", ".join(STAGES)}')
+    if cfg.backbone not in BACKBONES:
+        raise ConfigError(f'unknown backbone {cfg.backbone!r}; expected one of {", ".join(BACKBONES)}')
+    xfeat = cfg.backbone == 'xfeat'
+    if xfeat and (cfg.stage != 'region' or cfg.init):
+        raise ConfigError('--backbone xfeat trains a region head on XFeat\'s pretrained network: use it with '
+                          '--stage region and without --init')
     if cfg.loss not in BASE_LOSSES:
         raise ConfigError(f'unknown base-stage loss {cfg.loss!r}; expected one of {", ".join(BASE_LOSSES)}')
     if not all(0 < s <= 1 for s in cfg.descriptor_scales):
@@ -299,8 +329,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     if cfg.stage == 'region':
         labels = _place_labels(sources, cfg)
         LOG.info('%d frames in %d locations', len(frames), labels.max() + 1)
-    model, params = _model(cfg)
-    features = None if labels is None else _base_features(model, frames, progress)
+    if xfeat:
+        model = new_region_head(cfg.seed).train()
+        params, features = list(model.parameters()), _xfeat_features(frames, progress)
+    else:
+        model, params = _model(cfg)
+        features = None if labels is None else _base_features(model, frames, progress)
     optimizer = torch.optim.Adam(params, lr=cfg.lr or LEARNING_RATES[cfg.stage])
     state_path, step, losses = out / STATE_FILE, 0, []
     if resume and state_path.is_file():
@@ -312,7 +346,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc=f'train {cfg.stage}', disable=not progress)
     for step in bar:
         loss = (_base_loss(model, sources, cfg, rng) if labels is None else
-                _region_loss(model, features, labels, cfg, rng))
+                _region_loss(model if xfeat else model.region, features, labels, cfg, rng))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -320,9 +354,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         bar.set_postfix(loss=f'{losses[-1]:.4f}')
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             _save_state(state_path, model, optimizer, step + 1, losses, rng, cfg)
-    name = default_weights_name(cfg.width).replace('.pt', '_base.pt' if cfg.stage == 'base' else '.pt')
     meta = {'stage': cfg.stage, 'loss': cfg.loss if cfg.stage == 'base' else 'ratio', 'init': cfg.init,
             'steps': cfg.steps, 'data': str(cfg.data), 'frames': f'{cfg.first}-{cfg.last}',
             'max_edge': cfg.max_edge, 'seed': cfg.seed, 'final_loss': losses[-1] if losses else None}
+    if xfeat:
+        return TrainResult(losses, save_region_head(out / REGION_FILE, model.eval(), meta), state_path)
+    name = default_weights_name(cfg.width).replace('.pt', '_base.pt' if cfg.stage == 'base' else '.pt')
     weights = save_weights(out / name, model.eval(), 'torch', meta)
     return TrainResult(losses, weights, state_path)

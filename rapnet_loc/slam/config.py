@@ -9,12 +9,16 @@ A YAML file holds any subset::
     tracking: {motion_radius: 15, strict_distance: {l2: 0.5}}
     local_mapping: {ba_window: 10}
 
-Descriptor thresholds (``max_distance``, ``strict_distance``) are given per descriptor metric, ``hamming`` (bits of
-a packed binary descriptor: ORB-SLAM2's 100 / 50 of 256) and ``l2`` (Euclidean distance of L2-normalised float
-descriptors, RaP-Net's and other learned ones, in [0, 2]); a mapping in the YAML replaces only the metrics it names.
+Descriptor thresholds (``max_distance``, ``strict_distance``) and the relocalization ratio test (``reloc_ratio``)
+are given per descriptor metric, ``hamming`` (bits of a packed binary descriptor: ORB-SLAM2's 100 / 50 of 256) and
+``l2`` (Euclidean distance of L2-normalised float descriptors, RaP-Net's, XFeat's and other learned ones, in
+[0, 2]); a mapping in the YAML replaces only the metrics it names.
 The ``l2`` defaults were chosen on 7-Scenes redkitchen frames 0-199 (``benchmarks/bench_thresholds.py``):
 ``strict_distance`` keeps the share of RaP-Net's correct matches that ORB's 50 bits keep of ORB's, and
 ``max_distance`` lets through the share of descriptor pairs of unrelated keypoints that ORB's 100 bits let through.
+The ``l2`` ``reloc_ratio`` (1.0: mutual nearest neighbours without a ratio test, as XFeat's authors match) was
+chosen on 7-Scenes redkitchen with a map of frames 0-174 and queries 175-349 (BENCHMARKS.md, session 21): ORB-SLAM2's
+0.75 rejected most correct matches of XFeat's 64-D descriptors.
 """
 from __future__ import annotations
 
@@ -51,8 +55,8 @@ class TrackingConfig:
         local_min_inliers: inliers needed after the local-map optimisation.
         local_max_keyframes, local_covisible: size of the local map (keyframes; best covisibles per keyframe).
         reloc_candidates, reloc_ratio, reloc_min_matches, reloc_min_inliers, reloc_radius: relocalization
-            (candidate keyframes tried, ratio test, descriptor matches needed, inliers needed, projection radius of
-            the second search); reloc_pnp_iterations: RANSAC iterations of its PnP.
+            (candidate keyframes tried, ratio test per metric, descriptor matches needed, inliers needed, projection
+            radius of the second search); reloc_pnp_iterations: RANSAC iterations of its PnP.
         reloc_depth_tolerance, reloc_max_violations: the depth check of a relocalized pose against its candidate
             keyframe (``relocalization.depths_agree``): depths agree within this fraction; at most this fraction of
             the compared points may violate free space.
@@ -132,7 +136,7 @@ class TrackingConfig:
     local_max_keyframes: int = 80
     local_covisible: int = 10
     reloc_candidates: int = 10
-    reloc_ratio: float = 0.75
+    reloc_ratio: dict = field(default_factory=lambda: {'hamming': 0.75, 'l2': 1.0})
     reloc_min_matches: int = 15
     reloc_min_inliers: int = 50
     reloc_radius: float = 10.0
@@ -174,8 +178,8 @@ class TrackingConfig:
     prior_max_turn_deg: float = 20.0
 
     def threshold(self, name: str, metric: str) -> float:
-        """Descriptor threshold ``name`` (``'max_distance'`` or ``'strict_distance'``) for descriptors compared
-        by ``metric`` (``'hamming'`` or ``'l2'``)."""
+        """Descriptor threshold ``name`` (``'max_distance'``, ``'strict_distance'`` or ``'reloc_ratio'``) for
+        descriptors compared by ``metric`` (``'hamming'`` or ``'l2'``)."""
         return getattr(self, name)[metric]
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from rapnet_loc.errors import ConfigError, MapFormatError
-from rapnet_loc.features.base import Features
+from rapnet_loc.features.base import DISTANCES, Features
 from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.io.npz import read_npz, write_npz
 from rapnet_loc.io.trajectory import format_stamp
@@ -196,8 +196,7 @@ def load_map(path: str | os.PathLike, features: str | None = None) -> MapFile:
     try:
         meta = json.loads(str(arrays['meta']))
         built_with = meta['features']['name']
-        config = SlamConfig.from_dict(_config_v2(meta['config']) if version == 1 else meta['config'],
-                                      f'{path} [config]')
+        config = SlamConfig.from_dict(_upgraded_config(meta['config'], version), f'{path} [config]')
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise MapFormatError(f'map file {path} is corrupt: bad metadata ({exc})') from None
     if features is not None and features != built_with:
@@ -216,12 +215,15 @@ def load_map(path: str | os.PathLike, features: str | None = None) -> MapFile:
     return map_file
 
 
-def _config_v2(config: dict) -> dict:
-    """A version 1 file's configuration with its descriptor thresholds (single Hamming values) made per metric."""
+def _upgraded_config(config: dict, version: int) -> dict:
+    """A saved configuration in today's layout: a version 1 file's descriptor thresholds (single Hamming values)
+    made per metric, and a single ``reloc_ratio`` (files written before session 21) applied to every metric."""
     tracking = dict(config.get('tracking') or {})
-    for key in ('max_distance', 'strict_distance'):
+    for key in ('max_distance', 'strict_distance') if version == 1 else ():
         if key in tracking and not isinstance(tracking[key], dict):
             tracking[key] = {'hamming': tracking[key]}
+    if 'reloc_ratio' in tracking and not isinstance(tracking['reloc_ratio'], dict):
+        tracking['reloc_ratio'] = dict.fromkeys(DISTANCES, tracking['reloc_ratio'])
     return {**config, 'tracking': tracking}
 
 

@@ -109,7 +109,8 @@ def try_keyframe(frame: Frame, kf: KeyFrame, slam_map: Map, camera: Camera, cfg:
     pids = kf.point_ids[kp_idx]
     feats = frame.features
     matches, _ = match_mutual(kf.frame.features.descriptors[kp_idx], feats.descriptors, feats.distance,
-                              cfg.reloc_ratio, cfg.threshold('strict_distance', feats.distance))
+                              cfg.threshold('reloc_ratio', feats.distance),
+                              cfg.threshold('strict_distance', feats.distance))
     if len(matches) < cfg.reloc_min_matches:
         return False
     pids, kps = pids[matches[:, 0]], matches[:, 1]
