@@ -37,7 +37,9 @@ def load_state(path: Path, cfg: Any, resumable: tuple[str, ...]) -> dict[str, An
     state = torch.load(path, map_location='cpu', weights_only=True)
     saved = state['config']
     fixed = [f.name for f in dataclasses.fields(cfg) if f.name not in resumable]
-    if changed := [name for name in fixed if saved.get(name) != getattr(cfg, name)]:
+    # an option added after the run was saved counts as its default there
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
+    if changed := [name for name in fixed if saved.get(name, defaults.get(name)) != getattr(cfg, name)]:
         raise ConfigError(f'cannot resume from {path}: it was trained with other ' + ', '.join(
             f'{name} ({saved.get(name)!r}, now {getattr(cfg, name)!r})' for name in changed))
     if state['step'] > cfg.steps:

@@ -93,3 +93,11 @@ def test_bad_region_weights_are_named(tmp_path):
         train(TrainConfig(data='unused', out=str(tmp_path), stage='base', backbone='xfeat'))
     with pytest.raises(ConfigError, match='unknown backbone'):
         train(TrainConfig(data='unused', out=str(tmp_path), stage='region', backbone='vgg'))
+
+
+def test_the_shipped_head_is_the_default(repo_root):
+    """models/region_xfeat.pt (card: models/region_xfeat.md) loads when region_weights is unset; its effect on
+    keypoints on people is measured by benchmarks/bench_ablation.py, not asserted here."""
+    assert all((repo_root / 'models' / name).is_file() for name in ('region_xfeat.pt', 'region_xfeat.md'))
+    feats = create_extractor('xfeat_r', {**CPU, 'max_keypoints': 500}).extract(textured_image(13, 320, 240))
+    assert len(feats) == 500 and np.all(feats.weights > 0) and np.ptp(feats.weights) > 0

@@ -40,6 +40,13 @@ def test_sample_tuple_draws_anchor_positive_and_negatives():
         assert np.all(labels[t[2:]] != labels[t[0]]) and len(set(t.tolist())) == 6
     with pytest.raises(DatasetError, match='tuples'):
         sample_tuple(np.arange(6), rng)
+    # place 0 seen at frames 0-2 and again at 9-10: with min_gap 5 the pair spans the two visits
+    labels = np.array([0, 0, 0, 1, 1, 2, 3, 3, 4, 0, 0])
+    for _ in range(20):
+        t = sample_tuple(labels, rng, negatives=3, min_gap=5)
+        assert labels[t[0]] == labels[t[1]] == 0 and abs(t[0] - t[1]) >= 5
+    with pytest.raises(DatasetError, match='5 frames apart'):
+        sample_tuple(np.array([0, 0, 1, 1, 2, 2]), rng, negatives=2, min_gap=5)
 
 
 def test_correspondences_of_a_frame_with_itself_are_the_identity(scene):

@@ -44,6 +44,8 @@ _HELP = {
     'pool_safe_radius': 'base with --descriptor-scales: negatives of the pooled descriptors\' InfoNCE are farther '
                         'than this from the true match (pixels; default: --safe-radius)',
     'tuples': 'region: tuples per step', 'negatives': 'region: negatives per tuple',
+    'positive_gap': 'region: anchor and positive at least this many used frames apart (1: any two; a gap reaching '
+                    'another sequence or a revisit keeps people that walk by from being what the two share)',
     'loc_distance': 'region: location threshold in metres', 'loc_angle': 'region: location threshold in degrees',
     'region_spread': 'region: also pull each image\'s standard deviation of R to this value (default: the ratio '
                      'loss alone, which leaves R\'s scale free)',

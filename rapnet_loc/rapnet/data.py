@@ -161,17 +161,25 @@ def location_labels(T_wc: np.ndarray, max_distance: float, max_angle_deg: float)
     return labels
 
 
-def sample_tuple(labels: np.ndarray, rng: np.random.Generator, negatives: int = 4) -> np.ndarray:
-    """Indices (anchor, positive, negative_1..negative_n): anchor and positive share a location, negatives not.
+def sample_tuple(labels: np.ndarray, rng: np.random.Generator, negatives: int = 4, min_gap: int = 1) -> np.ndarray:
+    """Indices (anchor, positive, negative_1..negative_n): anchor and positive share a location and are at least
+    ``min_gap`` frames apart in ``labels``' order (time, within a source), negatives are of other locations.
 
     Raises:
-        DatasetError: no location with two frames, or fewer than ``negatives`` frames elsewhere.
+        DatasetError: no location with two frames that far apart, or fewer than ``negatives`` frames elsewhere.
     """
-    locations, counts = np.unique(labels, return_counts=True)
-    usable = [loc for loc, c in zip(locations, counts) if c >= 2 and np.sum(labels != loc) >= negatives]
+    index = np.arange(len(labels))
+    usable = [loc for loc in np.unique(labels)
+              if np.ptp(index[labels == loc]) >= min_gap and np.sum(labels != loc) >= negatives]
     if not usable:
         raise DatasetError(f'cannot form (anchor, positive, {negatives} negatives) tuples from {len(labels)} frames '
-                           f'in {len(locations)} locations: use more frames or tighter location thresholds')
+                           f'in {len(np.unique(labels))} locations with anchor and positive {min_gap} frames apart: '
+                           f'use more frames, revisits of the same places or tighter location thresholds')
     loc = usable[rng.integers(len(usable))]
-    same, other = np.flatnonzero(labels == loc), np.flatnonzero(labels != loc)
-    return np.concatenate([rng.choice(same, 2, replace=False), rng.choice(other, negatives, replace=False)])
+    same, other = index[labels == loc], index[labels != loc]
+    if min_gap <= 1:       # any two frames (the draws of runs before min_gap existed)
+        pair = rng.choice(same, 2, replace=False)
+    else:
+        anchor = rng.choice(same[np.abs(same[:, None] - same[None, :]).max(axis=1) >= min_gap])
+        pair = [anchor, rng.choice(same[np.abs(same - anchor) >= min_gap])]
+    return np.concatenate([pair, rng.choice(other, negatives, replace=False)])

@@ -92,6 +92,10 @@ class TrainConfig:
             9x9 box).
         tuples, negatives, loc_distance, loc_angle: region stage: tuples per step, negatives per tuple, location
             thresholds (metres, degrees).
+        positive_gap: region stage: anchor and positive are at least this many used frames apart (1: any two
+            frames of the place). Frames close in time share what moves through them (people), which the head
+            then learns to weight up: a gap that reaches another sequence or a later revisit makes only the
+            lasting parts of the place common to both.
         region_spread: region stage: None (the authors'): the ratio loss alone. A number: adds the squared
             difference between each image's standard deviation of R and it. The ratio loss cannot see R's scale
             (g is normalised), yet exp(R - mean R) in the keypoint score can: without this, R's spread drifts
@@ -126,6 +130,7 @@ class TrainConfig:
     negatives: int = 4
     loc_distance: float = 0.3
     loc_angle: float = 20.0
+    positive_gap: int = 1
     region_spread: float | None = None
 
 
@@ -273,7 +278,7 @@ def _xfeat_features(frames: list[TrainFrame], progress: bool) -> list[torch.Tens
 
 def _region_loss(head: torch.nn.Module, features: list[torch.Tensor], labels: np.ndarray, cfg: TrainConfig,
                  rng: np.random.Generator) -> torch.Tensor:
-    index = np.concatenate([sample_tuple(labels, rng, cfg.negatives) for _ in range(cfg.tuples)])
+    index = np.concatenate([sample_tuple(labels, rng, cfg.negatives, cfg.positive_gap) for _ in range(cfg.tuples)])
     f = torch.stack([features[k] for k in index]).float()
     region = head(f)
     g = global_descriptor(f, region).view(cfg.tuples, 2 + cfg.negatives, -1)
