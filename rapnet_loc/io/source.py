@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rapnet_loc.errors import ConfigError, TopicError, TrajectoryFormatError
+from rapnet_loc.errors import ConfigError, DatasetError, TopicError, TrajectoryFormatError
 from rapnet_loc.geometry import find_chain
 from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
@@ -212,4 +212,7 @@ def open_source(path: str | Path, frames: str | FrameRange | None = None) -> RGB
     """
     path = Path(path)
     first, last = parse_frame_range(frames) if frames is None or isinstance(frames, str) else frames
+    if path.is_dir() and not is_frame_folder(path) and not (path / 'metadata.yaml').is_file():
+        raise DatasetError(f'{path} is neither a frame folder (it holds no frame-NNNNNN.color.png or .jpg images) '
+                           f'nor a ROS 2 bag directory (no metadata.yaml)')
     return FrameFolderSource(path, first, last) if is_frame_folder(path) else BagSource(path, first, last)

@@ -14,6 +14,7 @@ from the decimal text and written back with all nine decimals.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from rapnet_loc.errors import TrajectoryFormatError
 from rapnet_loc.geometry import pose_matrix, pose_parts
 from rapnet_loc.io.atomic import atomic_write
 
+LOG = logging.getLogger(__name__)
 NS_PER_S = 10**9
 
 
@@ -38,7 +40,10 @@ def parse_stamp(text: str) -> int:
         raise ValueError(f'not a timestamp: {text!r}') from None
     if not value.is_finite():
         raise ValueError(f'not a finite timestamp: {text!r}')
-    return int((value * NS_PER_S).to_integral_value(ROUND_HALF_EVEN))
+    ns = int((value * NS_PER_S).to_integral_value(ROUND_HALF_EVEN))
+    if not -2**63 <= ns < 2**63:
+        raise ValueError(f'timestamp out of range (more than 292 years from 1970): {text!r}')
+    return ns
 
 
 def format_stamp(ns: int) -> str:
@@ -142,6 +147,10 @@ def _pose_line(fields: list[str], where: str, line: str) -> tuple[int, int | Non
         pose = [float(v) for v in fields[-7:]]
     except ValueError as exc:
         raise TrajectoryFormatError(f'{where}: {exc} in line {line!r}') from None
+    if any(math.isinf(v) for v in pose):
+        raise TrajectoryFormatError(f'{where}: infinite value in line {line!r}')
+    if not any(math.isnan(v) for v in pose) and math.hypot(*pose[3:]) < 1e-6:
+        raise TrajectoryFormatError(f'{where}: zero-norm quaternion (no rotation) in line {line!r}')
     return stamp, output, pose
 
 
@@ -226,7 +235,9 @@ def write_openloris(path: str | os.PathLike, result: OpenLORISResult) -> None:
 
 
 def read_tum(path: str | os.PathLike) -> Trajectory:
-    """Read a TUM trajectory (``t x y z qx qy qz qw`` per line; ``#`` comments; commas allowed as separators)."""
+    """Read a TUM trajectory (``t x y z qx qy qz qw`` per line; ``#`` comments; commas allowed as separators),
+    sorted by stamp (a stable sort: lines of equal stamps keep their order). Metrics over consecutive poses (RPE)
+    assume time order, which a file written out of order would silently break."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -241,8 +252,13 @@ def read_tum(path: str | os.PathLike) -> Trajectory:
         if len(fields) != 8:
             raise TrajectoryFormatError(f'{path}:{lineno}: TUM lines have 8 columns, got {len(fields)}: {line!r}')
         stamp, _, pose = _pose_line(fields, f'{path}:{lineno}', line)
+        if any(math.isnan(v) for v in pose):
+            raise TrajectoryFormatError(f'{path}:{lineno}: NaN in line {line!r}')
         rows.append((stamp, None, pose))
-    return _rows_to_trajectory(rows)
+    order = sorted(range(len(rows)), key=lambda k: rows[k][0])
+    if order != list(range(len(rows))):
+        LOG.info('%s: poses not in time order; sorted by stamp', path)
+    return _rows_to_trajectory([rows[k] for k in order])
 
 
 def write_tum(path: str | os.PathLike, traj: Trajectory, header: str | None = None) -> None:

@@ -23,6 +23,7 @@ chosen on 7-Scenes redkitchen with a map of frames 0-174 and queries 175-349 (BE
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
@@ -288,22 +289,40 @@ def _check_keys(data: dict, known: set[str], where: str) -> None:
                           f"valid keys: {', '.join(sorted(known))}")
 
 
-def _section(cls: type, data: dict | None, where: str):
-    """Dataclass ``cls`` from a mapping, converting each value to the type of the field's default; a per-metric
-    mapping (a field whose default is a dict) is merged over its default."""
+def _number(value, integer: bool, where: str, key: str) -> float | int:
+    """``value`` as a finite number >= 0 (a whole one when ``integer``); ConfigError naming ``where`` and ``key``
+    otherwise. Every number of the tracking and local-mapping sections is a count, a distance, a ratio, an angle or
+    a time: none is negative."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f'invalid value in {where}: {key} must be a number, got {value!r}')
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f'invalid value in {where}: {key} must be finite and >= 0, got {value!r}')
+    if integer and value != int(value):
+        raise ConfigError(f'invalid value in {where}: {key} must be a whole number, got {value!r}')
+    return int(value) if integer else float(value)
+
+
+def _section(cls: type, data, where: str):
+    """Dataclass ``cls`` from a mapping: each value checked (``_number``) and converted to the type of the field's
+    default (a per-metric mapping, a field whose default is a dict, merged over its default)."""
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f'{where} must be a mapping of settings (key: value), got {data!r}')
     data = dict(data or {})
     defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(cls)}
     _check_keys(data, set(defaults), where)
+    values = {}
     for k, v in data.items():
-        if isinstance(defaults[k], bool) and not isinstance(v, bool):
-            raise ConfigError(f'invalid value in {where}: {k} must be true or false, got {v!r}')
-        if isinstance(defaults[k], dict):
+        default = defaults[k]
+        if isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise ConfigError(f'invalid value in {where}: {k} must be true or false, got {v!r}')
+            values[k] = v
+        elif isinstance(default, dict):
             if not isinstance(v, dict):
                 raise ConfigError(f'invalid value in {where}: {k} is given per descriptor metric, e.g. '
                                   f'{{hamming: 50, l2: 0.55}}; got {v!r}')
             _check_keys(v, set(DISTANCES), f'{where} {k}')
-    try:
-        return cls(**{k: ({**defaults[k], **{m: float(x) for m, x in v.items()}} if isinstance(defaults[k], dict)
-                          else type(defaults[k])(v)) for k, v in data.items()})
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f'invalid value in {where}: {exc}') from None
+            values[k] = {**default, **{m: _number(x, False, where, f'{k}.{m}') for m, x in v.items()}}
+        else:
+            values[k] = _number(v, isinstance(default, int), where, k)
+    return cls(**values)

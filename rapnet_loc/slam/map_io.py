@@ -132,11 +132,16 @@ def save_map(path: str | os.PathLike, slam_map: Map, camera: Camera, config: Sla
     recognizer that indexes its keyframes to ``path`` atomically.
 
     Raises:
-        MapFormatError: the map has no keyframe.
+        MapFormatError: the map has no keyframe, or a keyframe pose or map point that is not finite (never written).
     """
     if not slam_map.keyframes:
         raise MapFormatError(f'cannot save {path}: the map has no keyframe (tracking never initialised)')
     kfs = list(slam_map.keyframes.values())
+    if bad := [kf.frame.name for kf in kfs if not np.isfinite(kf.T_cw).all()]:
+        raise MapFormatError(f'cannot save {path}: {len(bad)} keyframe(s) with a NaN or infinite pose (first: '
+                             f'{bad[0]}); check the poses the map was built from')
+    if not np.isfinite(slam_map.points.positions[~slam_map.points.bad]).all():
+        raise MapFormatError(f'cannot save {path}: map points with NaN or infinite positions')
     feats0 = kfs[0].frame.features
     if config.place_recognition != recognizer.name:
         config = config.override(place_recognition=recognizer.name)
@@ -304,6 +309,8 @@ def _build_map(a: dict[str, np.ndarray], meta: dict) -> Map:
     """The ``Map`` stored in arrays ``a`` (see the module doc); ValueError, IndexError, KeyError or TypeError when
     they are inconsistent."""
     _check_counts(a)
+    if not (np.isfinite(a['kf_T_cw']).all() and np.isfinite(a['pt_positions'][~a['pt_bad'].astype(bool)]).all()):
+        raise ValueError('keyframe poses or map points that are NaN or infinite')
     feats = meta['features']
     slam_map = Map(feats['scale_factor'], feats['n_levels'])
     offsets = a['kf_offsets'].tolist()
