@@ -39,6 +39,10 @@ A frame folder's ``color-intrinsics.txt`` gives the colour camera (default: 7-Sc
 depth is not registered to colour: when the folder's ``camera-intrinsics.txt`` (the depth camera's K) differs from
 the colour camera's, depth is read where each keypoint's ray meets the depth image
 (``rapnet_loc.slam.frame.Frame.create``).
+
+Ctrl-C (SIGINT) or SIGTERM finishes the frame at hand and writes every output (and ``--map-out``) for the frames
+processed so far, with the signal in ``report.json`` (``interrupted``); the exit status is then 130. A second
+signal stops at once.
 """
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ from rapnet_loc.cli.common import add_source_arguments
 from rapnet_loc.io.source import open_source
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.run import open_map, replay, replay_lifelong
+from rapnet_loc.stop import StopRequest
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -83,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
         map_file, config = open_map(args.map_in, args.config, args.features, args.place_recognition, args.estimator)
     else:
         config = SlamConfig.resolve(args.config, args.features, args.place_recognition, args.estimator)
+    stop = StopRequest()
     options = dict(realtime=args.realtime, odom_prior=args.odom_prior, map_file=map_file, gt_file=args.gt,
-                   map_out=args.map_out)
+                   map_out=args.map_out, stop=stop)
     with ExitStack() as stack:
+        stack.enter_context(stop)
         sources = [stack.enter_context(open_source(path, args.frames)) for path in args.source]
         if len(sources) == 1:
             print_report(replay(sources[0], config, args.out, **options), args.realtime)
@@ -99,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     print(f'outputs written to {args.out}')
     if args.map_out:
         print(f'map saved to {args.map_out}')
+    if stop:
+        print(f'interrupted by {stop.signal}: the outputs hold the frames processed before it')
+        return 130
     return 0
 
 

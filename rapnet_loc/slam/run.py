@@ -42,6 +42,7 @@ from rapnet_loc.slam.map_builder import KeyframePolicy, MapBuilder
 from rapnet_loc.slam.map_io import MapFile, load_map, save_map
 from rapnet_loc.slam.odometry import OdometryPrior
 from rapnet_loc.slam.system import System, TrackResult
+from rapnet_loc.stop import StopRequest
 from rapnet_loc.vpr.base import View
 
 LOG = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def make_system(source: RGBDSource, config: SlamConfig, odom_prior: bool = False
 
 
 def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = False, odom_prior: bool = False,
-           map_file: MapFile | None = None, gt_file: Path | None = None, map_out: Path | None = None) -> dict:
+           map_file: MapFile | None = None, gt_file: Path | None = None, map_out: Path | None = None,
+           stop: StopRequest | None = None) -> dict:
     """Run the front end over ``source`` and write the outputs of the module doc into ``out``; the report.
 
     Args:
@@ -133,11 +135,14 @@ def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = F
         map_file: localize against this map (localization mode; ``config`` from ``open_map``), None to build one.
         gt_file: ground truth in the OpenLORIS result format, instead of the source's own.
         map_out: save the map here at the end.
+        stop: when it turns true (SIGINT, SIGTERM), the frames after the current one are left out and the outputs
+            of those before are written; ``report['interrupted']`` names the signal (None when the run ended).
     Raises:
         ConfigError: no frames, or options the source cannot serve.
     """
     system = make_system(source, config, odom_prior, map_file)
-    report, _ = write_sequence(system, source, track_sequence(system, source, realtime), out, gt_file)
+    results = track_sequence(system, source, realtime, stop)
+    report, _ = write_sequence(system, source, results, out, gt_file, stop.signal if stop else None)
     if map_out:
         system.save_map(map_out)
     return report
@@ -145,7 +150,7 @@ def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = F
 
 def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, realtime: bool = False,
                     odom_prior: bool = False, map_file: MapFile | None = None, gt_file: Path | None = None,
-                    map_out: Path | None = None) -> dict:
+                    map_out: Path | None = None, stop: StopRequest | None = None) -> dict:
     """OpenLORIS' lifelong setting: the sequences ``sources`` (bags of one scene, in order) run through one front
     end that keeps its map; each new sequence starts lost (``System.start_sequence``: the robot may be anywhere),
     so it relocalizes first. Options as ``replay``'s (``gt_file``'s block of each bag's sequence number is used).
@@ -154,7 +159,8 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
     ``trajectory_openloris.txt`` (all bags) with a ``seq: N`` block per bag, which ``rapnet-loc evaluate`` scores
     with the lifelong metrics (first sequence aligned, the others in its frame); ``report.json``:
     ``{'sequences': [replay's report of each], 'keyframes', 'map_points', 'result'}`` (the path of that result file,
-    None unless every source is a bag).
+    None unless every source is a bag), ``interrupted`` (as ``replay``'s: the sources after the one at hand are
+    left out).
 
     Raises:
         ConfigError: no sources, sources of other cameras or scenes, two bags of one sequence number, two sources
@@ -164,17 +170,21 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
     system = make_system(sources[0], config, odom_prior, map_file)
     results, written = [], []
     for n, source in enumerate(sources):
+        if stop:
+            break
         if n:
             system.start_sequence(OdometryPrior(*source.odometry()) if odom_prior else None)
-        results.append(track_sequence(system, source, realtime))
+        results.append(track_sequence(system, source, realtime, stop))
         # written at once, so that a failure later loses nothing; with the merges done so far, which are all that
         # move its poses (Map.to_first_frame)
         merges = len(system.map.merged) if system.map else 0
-        written.append((merges, write_sequence(system, source, results[-1], out / source.path.stem, gt_file)))
+        written.append((merges, write_sequence(system, source, results[-1], out / source.path.stem, gt_file,
+                                               stop.signal if stop else None)))
     reports, trajectories = [], {}
     for source, seq_results, (merges, outputs) in zip(sources, results, written):
         if system.map and len(system.map.merged) != merges:     # a later merge moved its poses: written again
-            outputs = write_sequence(system, source, seq_results, out / source.path.stem, gt_file)
+            outputs = write_sequence(system, source, seq_results, out / source.path.stem, gt_file,
+                                     outputs[0]['interrupted'])
         reports.append(outputs[0])
         trajectories[source.seq] = outputs[1]
     result = None
@@ -183,7 +193,7 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
         write_openloris(result, openloris_result(sources[0], config, trajectories))
     summary = {'sequences': reports, 'keyframes': len(system.map.keyframes) if system.map else 0,
                'map_points': int((~system.map.points.bad).sum()) if system.map else 0,
-               'result': None if result is None else str(result)}
+               'result': None if result is None else str(result), 'interrupted': stop.signal if stop else None}
     with atomic_write(out / 'report.json') as fh:
         json.dump(summary, fh, indent=1)
     if map_out:
@@ -215,18 +225,24 @@ def check_sequences(sources: list[RGBDSource]) -> None:
                           f'{", ".join(s.path.name for s in bags)}); name them SCENE-N, e.g. office1-2.bag')
 
 
-def track_sequence(system: System, source: RGBDSource, realtime: bool = False) -> list[TrackResult]:
-    """``system`` over the frames of ``source`` (``process_frames``, with a progress bar); the results."""
-    results = list(process_frames(system, progress(source.frames(), source, f'replay {source.path.name}'),
-                                  realtime))
+def track_sequence(system: System, source: RGBDSource, realtime: bool = False,
+                   stop: StopRequest | None = None) -> list[TrackResult]:
+    """``system`` over the frames of ``source`` (``process_frames``, with a progress bar), up to the frame at hand
+    when ``stop`` turns true; the results."""
+    results = []
+    for result in process_frames(system, progress(source.frames(), source, f'replay {source.path.name}'), realtime):
+        results.append(result)
+        if stop:
+            break
     if not results:
         raise ConfigError(f'no frames to replay in {source.path} (in the range asked for)')
     return results
 
 
 def write_sequence(system: System, source: RGBDSource, results: list[TrackResult], out: Path,
-                   gt_file: Path | None = None) -> tuple[dict, Trajectory]:
+                   gt_file: Path | None = None, interrupted: str | None = None) -> tuple[dict, Trajectory]:
     """The module doc's outputs of one replayed sequence written into ``out``; its report and trajectory.
+    ``interrupted``: the signal that cut the sequence short (``report['interrupted']``), None when it ran to its end.
 
     Poses are written in the first map's frame (``System.pose_in_first_map``), so call this once the run is over:
     a frame tracked in a map started while lost gets its pose once that map has merged into an anchored one; the
@@ -252,7 +268,7 @@ def write_sequence(system: System, source: RGBDSource, results: list[TrackResult
               'relocalized': states.count('relocalized'), 'bridged': states.count('bridged'),
               'new_maps': states.count('new_map'),
               'unanchored': states.count('unanchored'), 'keyframes': int(sum(r.keyframe for r in results)),
-              'ms_median': float(np.median(ms)), 'ms_mean': float(ms.mean())}
+              'ms_median': float(np.median(ms)), 'ms_mean': float(ms.mean()), 'interrupted': interrupted}
     report.update(evaluate_trajectory(traj, source.ground_truth(gt_file), out))
     with atomic_write(out / 'report.json') as fh:
         json.dump(report, fh, indent=1)
