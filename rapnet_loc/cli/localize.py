@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rapnet_loc.cli.common import add_source_arguments
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.io.source import open_source
 from rapnet_loc.io.trajectory import Trajectory, write_tum
 from rapnet_loc.slam.config import SlamConfig
@@ -37,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out trajectory file')
     if args.map is None:
         map_file, config = None, SlamConfig.resolve(args.config, args.features, args.place_recognition,
                                                     args.estimator)

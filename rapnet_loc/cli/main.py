@@ -1,6 +1,8 @@
 """``rapnet-loc`` entry point: dispatches to the subcommand modules listed in ``SUBCOMMANDS``.
 
-Command ``build-map`` lives in module ``rapnet_loc.cli.build_map`` (hyphens become underscores).
+Command ``build-map`` lives in module ``rapnet_loc.cli.build_map`` (hyphens become underscores). Errors the user
+can fix (``RapnetLocError``) and operating-system errors (a full disk) print one line and exit with 2, Ctrl-C with
+130; ``-v`` shows their tracebacks.
 """
 from __future__ import annotations
 
@@ -38,8 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except RapnetLocError as exc:
+        if args.verbose:
+            raise
         print(f'rapnet-loc {args.command}: error: {exc}', file=sys.stderr)
         return 2
+    except OSError as exc:      # a disk that fills up or a file that vanishes mid-run (outputs are checked first)
+        if args.verbose:
+            raise
+        print(f'rapnet-loc {args.command}: error: {exc} (run again with -v for the traceback)', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f'rapnet-loc {args.command}: interrupted', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

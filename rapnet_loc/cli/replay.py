@@ -51,6 +51,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from rapnet_loc.cli.common import add_source_arguments
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.io.source import open_source
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.run import open_map, replay, replay_lifelong
@@ -83,6 +84,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out folder', folder=True)
+    if args.map_out:
+        check_writable(args.map_out, '--map-out file')
     map_file = None
     if args.map_in:
         map_file, config = open_map(args.map_in, args.config, args.features, args.place_recognition, args.estimator)

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from rapnet_loc.cli.common import add_source_arguments
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.io.source import open_source
 from rapnet_loc.slam.run import open_map, retrieve, write_pairs
 
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out pairs file')
     map_file, config = open_map(args.map, args.config, args.features, args.place_recognition)
     with open_source(args.source, args.frames) as source:
         n = write_pairs(args.out, retrieve(map_file, config, source, args.top_k))

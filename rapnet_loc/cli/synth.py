@@ -10,6 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.synth import SCENES, Challenges, generate
 from rapnet_loc.synth.bag import COMPRESSIONS
 from rapnet_loc.synth.frames import write_training_folder
@@ -53,6 +54,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out folder', folder=True)
+    if args.frames_folder:
+        check_writable(args.frames_folder, '--frames-folder', folder=True)
     challenges = Challenges.none() if args.no_challenges else Challenges(
         people=args.people, **{name: getattr(args, name) for name in _SWITCHES})
     summary = generate(args.out, scene=args.scene, sequences=args.sequences, frames=args.frames,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from rapnet_loc.cli.common import add_config_flags, add_run_flags, config_from_args
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.vpr.train import NetVLADTrainConfig, train_netvlad
 
 _TYPES = {'last': int}
@@ -46,6 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out folder', folder=True)
     cfg = config_from_args(NetVLADTrainConfig, args)
     print(train_netvlad(cfg, resume=args.resume, progress=not args.no_progress).checkpoint)
     return 0

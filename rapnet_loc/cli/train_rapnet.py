@@ -15,6 +15,7 @@ import logging
 import numpy as np
 
 from rapnet_loc.cli.common import add_config_flags, add_run_flags, config_from_args
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.rapnet.train import BACKBONES, BASE_LOSSES, REPEAT_LOSSES, STAGES, TrainConfig, train
 
 LOG = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out folder', folder=True)
     cfg = config_from_args(TrainConfig, args)
     result = train(cfg, resume=args.resume, progress=not args.no_progress)
     losses = np.asarray(result.losses)

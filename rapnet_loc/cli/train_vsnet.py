@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from rapnet_loc.cli.common import add_config_flags, add_run_flags, config_from_args
+from rapnet_loc.io.atomic import check_writable
 from rapnet_loc.landmarks.train import VSNetTrainConfig, train_vsnet
 
 _TYPES = {'frames': str}
@@ -45,6 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, '--out model file')
     cfg = config_from_args(VSNetTrainConfig, args)
     result = train_vsnet(cfg, resume=args.resume, progress=not args.no_progress)
     print(f'{result.num_landmarks} landmarks; final loss {result.losses[-1] if result.losses else float("nan"):.4f}; '
