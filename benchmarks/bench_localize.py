@@ -8,12 +8,14 @@ percentiles, and the median wall-clock ms per frame (feature extraction, candida
 optimisation and local-map refinement; not image decoding).
 
     python benchmarks/bench_localize.py [--features orb] [--place-recognition bow] [--map-frames 0:349]
-        [--query-frames 350:499] [--reloc-ratio R] [--max-keypoints N]
+        [--query-frames 350:499] [--reloc-ratio R] [--max-keypoints N] [--conf JSON]
 
 ``--reloc-ratio`` replaces the relocalization ratio test of every descriptor metric (the default is per metric,
-``rapnet_loc.slam.config``); ``--max-keypoints`` the extractor's ``max_keypoints``.
+``rapnet_loc.slam.config``); ``--max-keypoints`` the extractor's ``max_keypoints``; ``--conf`` sets more extractor
+options (a JSON object, e.g. ``'{"subpixel": true}'``).
 """
 import argparse
+import json
 import os
 import platform
 import sys
@@ -69,6 +71,7 @@ def main() -> None:
     parser.add_argument('--query-frames', default='350:499')
     parser.add_argument('--reloc-ratio', type=float, help='ratio test of relocalization (default: per metric)')
     parser.add_argument('--max-keypoints', type=int, help="the extractor's max_keypoints (default: its own)")
+    parser.add_argument('--conf', type=json.loads, default={}, help='more extractor options, a JSON object')
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f'skipped: {DATA} not found')
@@ -77,6 +80,7 @@ def main() -> None:
         map_path = Path(tmp) / 'map.npz'
         start = time.perf_counter()
         config = SlamConfig.resolve(None, args.features, args.place_recognition)
+        config.feature_conf.update(args.conf)
         if args.max_keypoints is not None:
             config.feature_conf['max_keypoints'] = args.max_keypoints
         if args.reloc_ratio is not None:

