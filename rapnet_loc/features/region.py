@@ -3,8 +3,10 @@
 A region head (``rapnet_loc.rapnet.model.RegionHead``) predicts R from XFeat's dense descriptor map (64 channels at
 1/8 of the network input). An extractor's candidate keypoints (XFeat's NMS survivors, ORB's oversampled corners)
 are ranked by P / sum(P) * exp(R - mean(R)) (``base.rap_scores``, RaP-Net's score: P is the detector's own
-score) before its cut to ``max_keypoints``, so that points on regions the head judges unstable (people, screens)
-lose out. ``xfeat_r`` takes R from its own network run; ``orb_r`` runs XFeat's network on the image for it.
+score) before its cut to ``max_keypoints``, so that, as RaP-Net intends, points on regions the head judges unstable
+lose out (whether a head has learnt that is measured by ``benchmarks/bench_ablation.py``; the shipped one has not,
+see ``models/region_xfeat.md``). ``xfeat_r`` takes R from its own network run; ``orb_r`` runs XFeat's network on
+the image for it.
 
 The head is trained by ``rapnet-loc train-rapnet --stage region --backbone xfeat`` (the ratio loss on region-weighted
 global descriptors of XFeat's frozen map, as RaP-Net trains its head on its frozen base net) and saved as
