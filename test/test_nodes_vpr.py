@@ -94,6 +94,9 @@ def kidnap_through(graph, scene, map_path, pose_node, prior_sub: int, pose_topic
         player.pubs[IMAGE_TOPIC].publish(color)
         player.pubs[DEPTH_TOPIC].publish(depth)
         wait_for(lambda: stamps[-1] in diagnostics_stamps(rec), 60, f'frame {n} to be tracked')
+        if index is not None:      # its pose is another topic: it may reach the recorder after the diagnostics
+            wait_for(lambda: stamps[-1] in {stamp_ns(m.header.stamp) for m in rec['/rapnet_loc/pose']}, 20,
+                     f'the pose of frame {n}')
         states[n] = next(m.status[0].message for m in rec['/diagnostics']
                          if m.status[0].name != pose_node.DIAGNOSTIC_NAME and stamp_ns(m.header.stamp) == stamps[-1])
 
