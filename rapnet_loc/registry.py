@@ -36,6 +36,14 @@ class Configurable:
         self.conf = {**self.default_conf, **conf}
 
 
+def require_number(who: str, key: str, value: Any, low: float, integer: bool = False) -> None:
+    """ConfigError naming ``who`` and ``key`` unless option ``value`` is a number (a whole one, of type int, when
+    ``integer``; never a bool) of at least ``low``."""
+    kind = 'an integer' if integer else 'a number'
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) or not value >= low:
+        raise ConfigError(f'{who} {key} must be {kind} >= {low}, got {value!r}')
+
+
 T = TypeVar('T', bound=Configurable)
 
 

@@ -24,9 +24,6 @@ def evaluate_trajectory(traj: Trajectory, gt: tuple[np.ndarray, np.ndarray] | No
     """``{'ate': TUM metrics summary, 'plots': [...]}`` of ``traj`` against ground truth (stamps (N,), camera-to-world
     poses (N, 4, 4)) interpolated at its stamps, with plots ``plot_dir/<stem>_*.png``; ``{'ate': None}`` without
     ground truth or when it cannot be evaluated (the reason is logged)."""
-    if gt is not None and not (finite := np.isfinite(gt[1]).all(axis=(1, 2))).all():
-        LOG.warning('%d ground-truth pose(s) with NaN or infinite values left out of the evaluation', (~finite).sum())
-        gt = (gt[0][finite], gt[1][finite])
     ref = None if gt is None else interpolate_poses(gt[0], gt[1], traj.stamps_ns, GT_MAX_GAP_S)
     if ref is None:
         return {'ate': None}

@@ -14,6 +14,7 @@ import numpy as np
 
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.features.base import FeatureExtractor, Features, rap_scores, register, to_gray
+from rapnet_loc.registry import require_number
 
 DESCRIPTOR_BYTES = 32
 SINGLE_LEVEL_FACTOR = 2.0    # handed to OpenCV when there is one level (unused by it)
@@ -41,10 +42,8 @@ class ORB(FeatureExtractor):
         super().__init__(conf)
         c = self.conf
         for key, low in (('max_keypoints', 0), ('fast_threshold', 1), ('edge_threshold', 0), ('grid_cell', 0)):
-            if not isinstance(c[key], int) or isinstance(c[key], bool) or c[key] < low:
-                raise ConfigError(f'ORB {key} must be an integer >= {low}, got {c[key]!r}')
-        if not isinstance(c['oversample'], (int, float)) or not c['oversample'] >= 1:
-            raise ConfigError(f'ORB oversample must be a number >= 1, got {c["oversample"]!r}')
+            require_number('ORB', key, c[key], low, integer=True)
+        require_number('ORB', 'oversample', c['oversample'], 1)
         if int(c['n_levels']) < 1 or (int(c['n_levels']) > 1 and float(c['scale_factor']) <= 1):
             raise ConfigError(f'ORB needs n_levels >= 1 and, with several levels, scale_factor > 1; got n_levels '
                               f'{c["n_levels"]} and scale_factor {c["scale_factor"]}')

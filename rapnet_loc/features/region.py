@@ -24,12 +24,11 @@ import torch
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.features.base import rap_scores, register
 from rapnet_loc.features.orb import ORB
-from rapnet_loc.features.xfeat import MULTIPLE, XFeat, network_input, sample
-from rapnet_loc.features.xfeat_net import XFeatDense, load_xfeat
+from rapnet_loc.features.xfeat import MULTIPLE, XFeat, XFeatNetwork, network_input, sample
 from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.rapnet.model import RegionHead
-from rapnet_loc.rapnet.runtime import torch_device
 from rapnet_loc.rapnet.weights import model_dirs
+from rapnet_loc.registry import require_number
 
 REGION_FILE = 'region_xfeat.pt'
 XFEAT_CHANNELS = 64
@@ -132,15 +131,12 @@ class ORBR(ORB):
         if self.conf['grid_cell'] <= 0 or self.conf['oversample'] <= 1:
             raise ConfigError('orb_r ranks oversampled candidates: it needs grid_cell > 0 and oversample > 1, got '
                               f'{self.conf["grid_cell"]} and {self.conf["oversample"]}')
-        if not isinstance(self.conf['max_edge'], int) or self.conf['max_edge'] < MULTIPLE:
-            raise ConfigError(f'orb_r max_edge must be an integer >= {MULTIPLE}, got {self.conf["max_edge"]!r}')
+        require_number('orb_r', 'max_edge', self.conf['max_edge'], MULTIPLE, integer=True)
         self.head = load_region_head(self.conf['region_weights'])
-        self.device = torch_device(self.conf['device'])
-        self.net = XFeatDense(load_xfeat(otherwise='extractor orb')).eval().to(self.device)
+        self.network = XFeatNetwork(self.conf['device'], 'extractor orb')
 
     def region_weights(self, gray: np.ndarray, keypoints: list[cv2.KeyPoint]) -> np.ndarray:
-        x, scale = network_input(gray, int(self.conf['max_edge']))
-        with torch.inference_mode():
-            features = self.net(torch.from_numpy(x).to(self.device))[0].cpu()
+        x, scale = network_input(gray, self.conf['max_edge'])
+        features = self.network(x)[0]
         xy = torch.from_numpy((cv2.KeyPoint_convert(keypoints) / scale).astype(np.float32))
         return region_at(self.head, features, xy, x.shape[2:]).numpy()

