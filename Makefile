@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench bench-all clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q test
 
 bench: $(STAMP)
+	$(PY) benchmarks/bench_speed.py
+
+bench-all: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:

@@ -30,7 +30,7 @@ def landmark_scene(root: Path) -> dict:
     config = root / 'config.yaml'
     config.write_text(CONFIG)
     with open_source(bag) as source:
-        replay(source, SlamConfig.load(config), root / 'replay', map_out=root / 'scene.map')
+        replay(source, SlamConfig.load(config), root / 'replay', map_out=root / 'scene.map', sequential=True)
     trajectory = root / 'replay' / 'trajectory.tum'
     model = train_vsnet(VSNetTrainConfig(str(bag), str(root / 'vsnet.pt'), poses=str(trajectory), **TRAINING),
                         progress=False).model

@@ -36,7 +36,7 @@ def vpr_map(scene):
     path = scene['dir'] / 'patchnetvlad.map'
     config = SlamConfig.load(scene['config']).override(place_recognition='patchnetvlad')
     with open_source(scene['bag']) as source:
-        replay(source, config, scene['dir'] / 'vpr_replay', map_out=path)
+        replay(source, config, scene['dir'] / 'vpr_replay', map_out=path, sequential=True)
     return path
 
 

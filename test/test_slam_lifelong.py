@@ -48,7 +48,7 @@ def mapped(scene):
     summary, out = scene
     map_path = out / 'office.map'
     with open_source(summary.bags[0]) as source:
-        replay(source, SlamConfig(), out / 'seq1', map_out=map_path)
+        replay(source, SlamConfig(), out / 'seq1', map_out=map_path, sequential=True)
     return map_path
 
 
@@ -58,7 +58,7 @@ def test_sequence_2_localizes_on_the_map_of_sequence_1(scene, mapped):
     n_keyframes = len(load_map(map_path).map.keyframes)
     map_file, config = open_map(map_path)
     with open_source(summary.bags[1]) as source:
-        replay(source, config, out / 'seq2', map_file=map_file)
+        replay(source, config, out / 'seq2', map_file=map_file, sequential=True)
     with open(out / 'seq2' / 'status.csv', newline='') as fh:
         states = [row['state'] for row in csv.DictReader(fh)]
     assert 'relocalized' in states[:60] and states.count('lost') < 0.1 * len(states)
@@ -77,12 +77,12 @@ def test_sequence_2_localizes_on_the_map_of_sequence_1(scene, mapped):
 def test_lifelong_replay_of_both_bags_in_one_front_end(scene, mapped):
     """``replay_lifelong``: sequence 2 starts lost and relocalizes in sequence 1's map, which it then extends; one
     result file holds both sequences' tracked frames and scores with the lifelong metrics; sequence 1's trajectory
-    is the one its replay on its own gives (acceptance 3 and 4 of issue P8)."""
+    is the one its replay on its own gives, both `--sequential` (acceptance 3 and 4 of issue P8)."""
     summary, out = scene
     run = out / 'lifelong'
     with ExitStack() as stack:
         sources = [stack.enter_context(open_source(bag)) for bag in summary.bags]
-        report = replay_lifelong(sources, SlamConfig(), run)
+        report = replay_lifelong(sources, SlamConfig(), run, sequential=True)
     result = read_openloris(run / 'trajectory_openloris.txt')
     assert sorted(result.sequences) == [1, 2] and result.scene == SCENE
     for seq, bag in zip((1, 2), summary.bags):

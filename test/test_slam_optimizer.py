@@ -114,6 +114,27 @@ def test_bundle_adjustment_reduces_pose_and_point_errors(scene):
     assert inliers.mean() > 0.95
 
 
+def test_interrupted_bundle_adjustment_keeps_its_state(scene):
+    """``stop()`` true from the start: no step is made and the poses (re-orthonormalised) and points come back as
+    given (a keyframe arriving during local bundle adjustment ends it, ORB-SLAM2's ``InterruptBA``); without it
+    they move."""
+    camera, points_w, views = scene
+    rng = np.random.default_rng(1)
+    obs = [observe(camera, points_w, T, rng) for T in views[:2]]
+    seen = obs[0][2] & obs[1][2]
+    n = int(seen.sum())
+    start = points_w[seen] + rng.normal(0, 0.01, (n, 3))
+    problem = BundleProblem(views[:2].copy(), 1, start, np.repeat([0, 1], n), np.tile(np.arange(n), 2),
+                            np.concatenate([o[0][seen] for o in obs]), np.concatenate([o[1][seen] for o in obs]),
+                            np.ones(2 * n))
+    poses, points, _ = bundle_adjust(problem, camera, iterations=10, stop=lambda: True)
+    assert np.allclose(poses[0], orthonormalize(views[0]), atol=1e-12) and np.array_equal(poses[1], views[1])
+    assert np.array_equal(points, start)
+    _, moved, _ = bundle_adjust(problem, camera, iterations=10)
+    assert np.median(np.linalg.norm(moved - points_w[seen], axis=1)) < 0.5 * np.median(
+        np.linalg.norm(start - points_w[seen], axis=1))
+
+
 def test_bundle_adjustment_with_every_pose_fixed_refines_the_points(scene):
     camera, points_w, views = scene
     rng = np.random.default_rng(4)

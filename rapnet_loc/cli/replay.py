@@ -40,6 +40,11 @@ depth is not registered to colour: when the folder's ``camera-intrinsics.txt`` (
 the colour camera's, depth is read where each keypoint's ray meets the depth image
 (``rapnet_loc.slam.frame.Frame.create``).
 
+Threads, as ORB-SLAM2 runs them: local mapping (triangulation, fusion, local bundle adjustment, keyframe culling)
+works in a thread of its own on the keyframes tracking hands it, and the next frame is read and its features
+extracted while a frame is tracked. Runs therefore differ slightly from one to the next; ``--sequential`` does
+everything in one thread, in order, and is reproducible bit for bit.
+
 Ctrl-C (SIGINT) or SIGTERM finishes the frame at hand and writes every output (and ``--map-out``) for the frames
 processed so far, with the signal in ``report.json`` (``interrupted``); the exit status is then 130. A second
 signal stops at once.
@@ -73,6 +78,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument('--map-in', type=Path, metavar='FILE',
                    help='localize against this map (localization mode, the map is not extended)')
     p.add_argument('--map-out', type=Path, metavar='FILE', help='save the map to FILE at the end')
+    p.add_argument('--sequential', action='store_true',
+                   help='one thread: local mapping runs on each keyframe before the next frame, and a run is '
+                        'reproducible bit for bit (default: ORB-SLAM2\'s threads)')
     return p
 
 
@@ -94,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         config = SlamConfig.resolve(args.config, args.features, args.place_recognition, args.estimator)
     stop = StopRequest()
     options = dict(realtime=args.realtime, odom_prior=args.odom_prior, map_file=map_file, gt_file=args.gt,
-                   map_out=args.map_out, stop=stop)
+                   map_out=args.map_out, stop=stop, sequential=args.sequential)
     with ExitStack() as stack:
         stack.enter_context(stop)
         sources = [stack.enter_context(open_source(path, args.frames)) for path in args.source]

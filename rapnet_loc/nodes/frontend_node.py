@@ -107,6 +107,8 @@ PARAMETERS = FEATURE_PARAMS + (
     Param('path_length', 100000, 'poses kept in the published path', (1, 10000000)),
     Param('map_in', '', 'map file to localize against (at start-up, and on ~/load_map)', read_only=False),
     Param('map_out', '', 'file that ~/save_map writes', read_only=False),
+    Param('sequential', False, 'run local mapping on each keyframe before the next frame (one thread, reproducible); '
+                               'default: in a thread of its own, as ORB-SLAM2 does'),
 )
 
 
@@ -216,6 +218,8 @@ class FrontendNode(RapnetNode):
                 raise RapnetLocError('set the parameter map_in to the map file to localize against')
             map_file = load_map(path, self.config.features)
             with self.lock:
+                if self.system is not None:
+                    self.system.shutdown()
                 self.map_file, self.system = map_file, None    # a new System on the next frame
             response.success, response.message = True, f'localizing against {path}'
         except RapnetLocError as exc:
@@ -269,7 +273,8 @@ class FrontendNode(RapnetNode):
         self.system = System(self.camera, config, slam_map=None if map_file is None else map_file.map,
                              odometry=self.odometry if p['odom_prior'] else None,
                              recognizer=None if map_file is None else map_file.recognizer_for(config),
-                             estimator=make_estimator(config, self.camera, None, map_file))
+                             estimator=make_estimator(config, self.camera, None, map_file),
+                             threaded=not p['sequential'])
         self.path.poses = []
         if self.pending_prior is not None:
             self.system.set_pose_prior(self._world_from_map(self.pending_prior))
@@ -279,6 +284,12 @@ class FrontendNode(RapnetNode):
                                f'recognition{estimator}, camera {self.camera.width}x{self.camera.height}, '
                                + ('localizing' if map_file else 'mapping'))
         return True
+
+    def destroy_node(self) -> None:
+        """Stop taking frames, then let local mapping finish its queue (the map ``~/save_map`` would write)."""
+        super().destroy_node()
+        if getattr(self, 'system', None) is not None:       # None too when the parameters were refused
+            self.system.shutdown()
 
     def _camera_mount(self, stamp) -> np.ndarray:
         """(4, 4) ``T_base_cam`` from the ``camera_to_base`` parameter (then also published on ``/tf_static``,

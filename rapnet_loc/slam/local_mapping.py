@@ -1,4 +1,5 @@
-"""Local mapping (ORB-SLAM2 ``LocalMapping``), run synchronously after each new keyframe.
+"""Local mapping (ORB-SLAM2 ``LocalMapping``), run after each new keyframe: here and now (``process``), or step by
+step in a thread of its own (``steps``, ``rapnet_loc.slam.mapping_thread``).
 
 Steps: refresh the descriptors, normals and distance ranges of the points the keyframe observes; update its
 covisibility edges; cull recently created points that tracking rarely finds or that no second keyframe observes;
@@ -9,6 +10,10 @@ and the points they see, with the other keyframes that see those points held fix
 map, its anchor); cull redundant covisible keyframes.
 """
 from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Callable, ContextManager, Generator
 
 import numpy as np
 
@@ -21,6 +26,22 @@ from rapnet_loc.slam.triangulation import View, epipolar_match, reprojects, tria
 
 FUSE_RADIUS = 3.0          # pixels at level 0 of the projection search when fusing (ORB-SLAM2 ``Fuse``)
 REDUNDANT_OBSERVERS = 3    # a point is redundant in a keyframe when this many others see it at a similar scale
+
+Steps = Generator[Callable[[], Any] | None, Any, None]
+"""Local mapping's work as steps (``LocalMapping.steps``): between two yields the map is in use; a yield hands over
+None, or a callable to be run without the map (it works on copies), whose result is sent back."""
+
+
+def drive(steps: Steps, lock: ContextManager = contextlib.nullcontext()) -> None:
+    """Run ``steps`` to the end: each step with ``lock`` held, the callables it yields without it."""
+    result = None
+    while True:
+        with lock:
+            try:
+                work = steps.send(result)
+            except StopIteration:
+                return
+        result = None if work is None else work()
 
 
 class LocalMapping:
@@ -37,7 +58,14 @@ class LocalMapping:
         strict_distance: descriptor threshold of the metric ``distance``.
         recent: ids of the recently created points, still subject to culling.
         n_triangulated, n_culled_keyframes: points created by triangulation and keyframes culled so far.
+        abort_ba: set to end a running bundle adjustment early (ORB-SLAM2 ``InterruptBA``; it keeps the steps it
+            made); cleared when the next one starts.
+        accepts_keyframes, n_queued: run here and now, local mapping is always idle with nothing queued
+            (``rapnet_loc.slam.mapping_thread.MappingThread`` runs it in a thread of its own).
     """
+
+    accepts_keyframes = True
+    n_queued = 0
 
     def __init__(self, slam_map: Map, camera: Camera, config: SlamConfig, distance: str):
         self.map = slam_map
@@ -49,20 +77,32 @@ class LocalMapping:
         self.recent = np.zeros(0, np.int64)
         self.n_triangulated = 0
         self.n_culled_keyframes = 0
+        self.abort_ba = threading.Event()
 
     def process(self, kf: KeyFrame, new_ids: np.ndarray) -> None:
-        """Integrate keyframe ``kf``, which created the points ``new_ids``."""
+        """Integrate keyframe ``kf``, which created the points ``new_ids``, here and now."""
+        drive(self.steps(kf, new_ids))
+
+    def wait_idle(self) -> None:
+        """Return once every keyframe given to ``process`` is integrated: at once, here."""
+
+    def steps(self, kf: KeyFrame, new_ids: np.ndarray) -> Steps:
+        """``process`` as ``Steps``: tracking may use the map between them."""
         observed = kf.point_ids[kf.point_ids >= 0]
         old = np.setdiff1d(observed, new_ids)
         self.map.update_geometry(old)
         self.map.update_descriptors(old, self.distance)
         self.map.update_connections(kf)
+        yield
         self._cull_points(kf)
         self.recent = np.concatenate([self.recent, new_ids, self._triangulate(kf)])
+        yield
         self._fuse(kf)
         if self.cfg.ba_window > 0 and len(self.map.keyframes) > 1:
-            self._local_bundle_adjustment(kf)
+            yield
+            yield from self._local_bundle_adjustment(kf)
         if self.cfg.cull_keyframes:
+            yield
             self._cull_keyframes(kf)
 
     def join_seam(self, kf: KeyFrame, match: KeyFrame) -> None:
@@ -82,7 +122,7 @@ class LocalMapping:
         for changed in {f.id: f for f in (*near, *far)}.values():
             slam_map.update_connections(changed)
         if self.cfg.ba_window > 0:
-            self._local_bundle_adjustment(kf)
+            drive(self._local_bundle_adjustment(kf))
 
     def _cull_points(self, kf: KeyFrame) -> None:
         """ORB-SLAM2 ``MapPointCulling`` of the recently created points: a point is culled when tracking found it
@@ -162,13 +202,14 @@ class LocalMapping:
         return ids[ok]
 
     def _cull_keyframes(self, kf: KeyFrame) -> None:
-        """ORB-SLAM2 ``KeyFrameCulling``: erase each keyframe covisible with ``kf`` (the maps' anchors excepted) for
-        which more than ``cull_keyframe_ratio`` of its close points (depth up to ``close_depth``) are seen by at
-        least 3 other keyframes at the same, finer or next coarser pyramid level."""
+        """ORB-SLAM2 ``KeyFrameCulling``: erase each keyframe covisible with ``kf`` (the maps' anchors and keyframes
+        newer than ``kf``, not integrated yet, excepted) for which more than ``cull_keyframe_ratio`` of its close
+        points (depth up to ``close_depth``) are seen by at least 3 other keyframes at the same, finer or next coarser
+        pyramid level."""
         slam_map = self.map
         anchors = slam_map.anchors
         for k in slam_map.covisible(kf.id):
-            if k in anchors:
+            if k in anchors or k > kf.id:
                 continue
             other = slam_map.keyframes[k]
             depth = other.frame.depth
@@ -187,11 +228,12 @@ class LocalMapping:
                 slam_map.erase_keyframe(k)
                 self.n_culled_keyframes += 1
 
-    def _local_bundle_adjustment(self, kf: KeyFrame) -> None:
+    def _local_bundle_adjustment(self, kf: KeyFrame) -> Steps:
         """Refine ``kf``, its ``ba_window - 1`` best covisible keyframes and the points they see; observations that
         fail the chi-square test afterwards are erased. Keyframes outside the window that see the points are held
         fixed, and so are the maps' anchors; when there is none, the window's least covisible keyframe is. Points
-        seen by a single keyframe are left out: they carry no information on the poses."""
+        seen by a single keyframe are left out: they carry no information on the poses. The solve runs on copies
+        (a step without the map); points erased meanwhile keep their state."""
         slam_map, pts = self.map, self.map.points
         anchors = slam_map.anchors
         window = [k for k in [kf.id, *slam_map.covisible(kf.id, self.cfg.ba_window - 1)] if k not in anchors]
@@ -212,10 +254,13 @@ class LocalMapping:
         inv_sigma2 = np.array([f.inv_sigma2[i] for f, i in zip(frames, kp.tolist())], np.float64)
         problem = BundleProblem(np.stack([slam_map.keyframes[k].T_cw for k in order]), len(window),
                                 pts.positions[ids], kf_index, np.searchsorted(ids, pid), uv, u_right, inv_sigma2)
-        poses, points, inliers = bundle_adjust(problem, self.camera, self.cfg.ba_iterations)
+        self.abort_ba.clear()
+        poses, points, inliers = yield lambda: bundle_adjust(problem, self.camera, self.cfg.ba_iterations,
+                                                             self.abort_ba.is_set)
         for k, T in zip(window, poses[:len(window)]):
             slam_map.keyframes[k].T_cw = T
-        pts.positions[ids] = points
+        alive = ~pts.bad[ids]
+        pts.positions[ids[alive]] = points[alive]
         slam_map.erase_observations(pid[~inliers], kf_ids[~inliers])
         slam_map.update_geometry(ids[~pts.bad[ids]])
 

@@ -22,6 +22,7 @@ agrees with the exponential map to first order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -288,8 +289,8 @@ class BundleProblem:
     inv_sigma2: np.ndarray
 
 
-def bundle_adjust(problem: BundleProblem, camera: Camera,
-                  iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bundle_adjust(problem: BundleProblem, camera: Camera, iterations: int,
+                  stop: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Jointly refine the free poses and the points of ``problem`` (ORB-SLAM2 ``LocalBundleAdjustment`` scheme).
 
     Two stages of at most ``iterations`` solver iterations each: the first with Huber weights on each
@@ -297,7 +298,8 @@ def bundle_adjust(problem: BundleProblem, camera: Camera,
     observations failing the chi-square test are dropped and the second stage runs without the robust kernel.
     Each stage is ``scipy.optimize.least_squares`` (trust-region reflective, LSMR on the sparse analytic Jacobian).
     Unknowns are a left step ``(omega, v)`` per free pose (``retract``) and each point's position; residuals are
-    ``sqrt(weight) * (observed - projected)``.
+    ``sqrt(weight) * (observed - projected)``. When ``stop()`` turns true the iterations end (ORB-SLAM2's aborted
+    local bundle adjustment); the steps made are kept.
 
     Returns:
         (K, 4, 4) poses, (P, 3) points and (M,) bool inliers (chi-square test at 95 %, point in front).
@@ -333,7 +335,13 @@ def bundle_adjust(problem: BundleProblem, camera: Camera,
         return p.inv_sigma2 * (e * e).sum(1), front
 
     def solve(x0: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        if stop():
+            return x0
         sqrt_w = np.sqrt(weights)[:, None]
+
+        def check(x: np.ndarray) -> None:
+            if stop():
+                raise StopIteration
 
         def fun(x: np.ndarray) -> np.ndarray:
             return (linearize(x, False)[0] * sqrt_w).reshape(-1)
@@ -346,7 +354,7 @@ def bundle_adjust(problem: BundleProblem, camera: Camera,
             return csr_matrix((np.r_[pose_part, point_part], indices), shape=(3 * m, 6 * n_free + 3 * n_points))
 
         return least_squares(fun, x0, jac=jac, method='trf', x_scale='jac', tr_solver='lsmr',
-                             max_nfev=iterations).x
+                             max_nfev=iterations, callback=check).x
 
     x = np.r_[np.zeros(6 * n_free), p.points.reshape(-1)]
     chi2, _ = chi2_of(x)

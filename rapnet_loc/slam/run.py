@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.eval.report import evaluate_trajectory
-from rapnet_loc.features.base import create_extractor
+from rapnet_loc.features.base import Features, create_extractor
 from rapnet_loc.io.atomic import atomic_write
 from rapnet_loc.io.source import BagSource, RGBDSource
 from rapnet_loc.io.trajectory import (OpenLORISResult, Trajectory, format_stamp, interpolate_poses, write_openloris,
@@ -85,9 +86,17 @@ def process_frames(system: System, frames: Iterable[RGBDFrame], realtime: bool) 
     Live model: frame i arrives ``stamp_i - stamp_0`` after the first, processing takes ``TrackResult.ms``, and
     when the front end is free it takes the newest frame that has arrived; the older ones waiting are dropped
     (``TrackResult`` with state ``'dropped'``). Results come in stamp order.
+
+    Without ``realtime``, a threaded ``system`` (``System.threaded``) gets each frame with its features, read and
+    extracted in a second thread while the frame before is tracked (``read_ahead``); ``TrackResult.ms`` then counts
+    the wait for them and the tracking.
     """
     if not realtime:
-        yield from (system.process(frame) for frame in frames)
+        if not system.threaded:
+            yield from (system.process(frame) for frame in frames)
+            return
+        for start, frame, features in read_ahead(frames, system.extractor.extract):
+            yield system.process(frame, features, start)
         return
     free_ns, held = None, None  # when the front end is next free; the newest frame arrived and not processed
     for frame in frames:
@@ -103,6 +112,28 @@ def process_frames(system: System, frames: Iterable[RGBDFrame], realtime: bool) 
         yield system.process(held)
 
 
+def read_ahead(frames: Iterable[RGBDFrame], extract: Callable[[np.ndarray], Features]
+               ) -> Iterator[tuple[float, RGBDFrame, Features]]:
+    """Each frame of ``frames`` with its features ``extract(frame.color)``, the next frame read and extracted in
+    a second thread while the caller works on the current one; with the ``time.perf_counter()`` at which the caller
+    asked for it."""
+    frames = iter(frames)
+
+    def load() -> tuple[RGBDFrame, Features] | None:
+        frame = next(frames, None)
+        return None if frame is None else (frame, extract(frame.color))
+
+    with ThreadPoolExecutor(1, thread_name_prefix='read_ahead') as pool:
+        ahead = pool.submit(load)
+        while True:
+            start = time.perf_counter()
+            item = ahead.result()
+            if item is None:
+                return
+            ahead = pool.submit(load)
+            yield start, *item
+
+
 def write_status(path: Path, results: list[TrackResult], states: list[str]) -> None:
     """``status.csv``: header ``STATUS_COLUMNS`` and one row per frame, with its state ``states``."""
     with atomic_write(path) as fh:
@@ -112,18 +143,19 @@ def write_status(path: Path, results: list[TrackResult], states: list[str]) -> N
 
 
 def make_system(source: RGBDSource, config: SlamConfig, odom_prior: bool = False,
-                map_file: MapFile | None = None) -> System:
+                map_file: MapFile | None = None, sequential: bool = False) -> System:
     """The front end for ``source``'s cameras (see ``replay`` for the options)."""
     odometry = OdometryPrior(*source.odometry()) if odom_prior else None
     return System(source.camera, config, depth_info=source.depth_camera,
                   slam_map=None if map_file is None else map_file.map, odometry=odometry,
                   recognizer=None if map_file is None else map_file.recognizer_for(config),
-                  estimator=make_estimator(config, source.camera, source.depth_camera, map_file))
+                  estimator=make_estimator(config, source.camera, source.depth_camera, map_file),
+                  threaded=not sequential)
 
 
 def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = False, odom_prior: bool = False,
            map_file: MapFile | None = None, gt_file: Path | None = None, map_out: Path | None = None,
-           stop: StopRequest | None = None) -> dict:
+           stop: StopRequest | None = None, sequential: bool = False) -> dict:
     """Run the front end over ``source`` and write the outputs of the module doc into ``out``; the report.
 
     Args:
@@ -135,11 +167,15 @@ def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = F
         map_out: save the map here at the end.
         stop: when it turns true (SIGINT, SIGTERM), the frames after the current one are left out and the outputs
             of those before are written; ``report['interrupted']`` names the signal (None when the run ended).
+        sequential: one thread, as ``System(threaded=False)``: a run is reproducible bit for bit. Otherwise local
+            mapping has a thread of its own and the next frame is read and its features extracted while a frame
+            is tracked (ORB-SLAM2's threads; ``System.threaded``, ``process_frames``).
     Raises:
         ConfigError: no frames, or options the source cannot serve.
     """
-    system = make_system(source, config, odom_prior, map_file)
+    system = make_system(source, config, odom_prior, map_file, sequential)
     results = track_sequence(system, source, realtime, stop)
+    system.shutdown()
     report, _ = write_sequence(system, source, results, out, gt_file, stop.signal if stop else None)
     if map_out:
         system.save_map(map_out)
@@ -148,7 +184,7 @@ def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = F
 
 def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, realtime: bool = False,
                     odom_prior: bool = False, map_file: MapFile | None = None, gt_file: Path | None = None,
-                    map_out: Path | None = None, stop: StopRequest | None = None) -> dict:
+                    map_out: Path | None = None, stop: StopRequest | None = None, sequential: bool = False) -> dict:
     """OpenLORIS' lifelong setting: the sequences ``sources`` (bags of one scene, in order) run through one front
     end that keeps its map; each new sequence starts lost (``System.start_sequence``: the robot may be anywhere),
     so it relocalizes first. Options as ``replay``'s (``gt_file``'s block of each bag's sequence number is used).
@@ -165,7 +201,7 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
             of one name, or what ``replay`` raises.
     """
     check_sequences(sources)
-    system = make_system(sources[0], config, odom_prior, map_file)
+    system = make_system(sources[0], config, odom_prior, map_file, sequential)
     results, written = [], []
     for n, source in enumerate(sources):
         if stop:
@@ -178,6 +214,7 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
         merges = len(system.map.merged) if system.map else 0
         written.append((merges, write_sequence(system, source, results[-1], out / source.path.stem, gt_file,
                                                stop.signal if stop else None)))
+    system.shutdown()
     reports, trajectories = [], {}
     for source, seq_results, (merges, outputs) in zip(sources, results, written):
         if system.map and len(system.map.merged) != merges:     # a later merge moved its poses: written again

@@ -19,6 +19,7 @@ from rapnet_loc.slam.keyframe_database import KeyFrameDatabase
 from rapnet_loc.slam.local_mapping import LocalMapping
 from rapnet_loc.slam.map import Map
 from rapnet_loc.slam.map_io import save_map
+from rapnet_loc.slam.mapping_thread import FairLock, MappingThread
 from rapnet_loc.slam.odometry import OdometryPrior
 from rapnet_loc.slam.optimizer import frame_covariance
 from rapnet_loc.slam.tracking import Outcome, State, Tracking
@@ -40,7 +41,9 @@ class TrackResult:
             it into the first map's frame.
         n_keypoints: keypoints extracted.
         n_tracked: map points tracked (inliers of the final pose optimisation; 0 when lost).
-        ms: processing time in milliseconds, feature extraction included.
+        ms: processing time in milliseconds from ``System.process``'s ``start``: feature extraction included, or
+            the wait for features extracted ahead (``rapnet_loc.slam.run.read_ahead``); local mapping included
+            only when it runs in ``process`` (not ``threaded``).
         keyframe: whether the frame became a keyframe.
         map_id: the map the frame was tracked in (``rapnet_loc.slam.map``; 0 unless the front end started others).
         covariance: (6, 6) covariance of ``T_wc`` in ROS order from the final pose optimisation's matches
@@ -75,6 +78,9 @@ class System:
             keyframes it does not hold yet are indexed on the first frame (``KeyFrameDatabase.sync``).
         estimator: a pose estimator consulted on every frame that starts lost (its pose, when it gives one, is the
             frame's pose prior: ``set_pose_prior``); None for none.
+        threaded: run local mapping in a thread of its own (``rapnet_loc.slam.mapping_thread``), as ORB-SLAM2 does:
+            a keyframe's frame does not wait for it, and ``shutdown`` ends it. False: local mapping runs in
+            ``process`` on each keyframe, and a run is reproducible bit for bit.
     Attributes:
         keyframe_db: the recognizer kept in step with the map (None before the first frame).
     """
@@ -82,8 +88,11 @@ class System:
     def __init__(self, camera_info: CameraInfo, config: SlamConfig | None = None,
                  depth_info: CameraInfo | None = None, slam_map: Map | None = None,
                  odometry: OdometryPrior | None = None, recognizer: PlaceRecognizer | None = None,
-                 estimator: PoseEstimator | None = None):
+                 estimator: PoseEstimator | None = None, threaded: bool = False):
         self.config = config or SlamConfig()
+        self.threaded = threaded
+        self._lock = FairLock()
+        self._mapping: MappingThread | None = None
         extractor_class(self.config.features)     # an unknown name fails here, the model loads on first use
         self._extractor: FeatureExtractor | None = None
         self.camera = Camera.from_info(camera_info, self.config.tracking.bf)
@@ -115,18 +124,29 @@ class System:
         self.keyframe_db = KeyFrameDatabase(self._recognizer, self.map)
         self.keyframe_db.sync()
         local_mapping = LocalMapping(self.map, self.camera, self.config, features.distance)
+        if self.threaded and not self.localization_only:
+            local_mapping = self._mapping = MappingThread(local_mapping, self._lock)
         self.tracking = Tracking(self.camera, self.map, local_mapping, self.config.tracking, self.keyframe_db,
                                  self.localization_only, self._odometry)
 
-    def process(self, rgbd: RGBDFrame) -> TrackResult:
-        """Track one frame (colour (H, W, 3) uint8 RGB, depth (H, W) float32 metres aligned to colour)."""
-        start = time.perf_counter()
+    def process(self, rgbd: RGBDFrame, features: Features | None = None, start: float | None = None) -> TrackResult:
+        """Track one frame (colour (H, W, 3) uint8 RGB, depth (H, W) float32 metres aligned to colour).
+
+        Args:
+            features: the frame's features when they were extracted already by this front end's ``extractor``
+                (e.g. in another thread while the previous frame was tracked: ``rapnet_loc.slam.run``); None to
+                extract them here.
+            start: ``time.perf_counter()`` when the frame's processing began (``TrackResult.ms`` counts from it;
+                default: now).
+        """
+        start = time.perf_counter() if start is None else start
         if self.estimator is not None and (self.tracking is None or self.tracking.state != State.OK):
             estimate = self.estimator.estimate(rgbd)
             if estimate is not None:
                 self.set_pose_prior(estimate.T_wc)
-        return self._track(rgbd.stamp_ns, self.extractor.extract(rgbd.color), rgbd.depth, start, rgbd.name,
-                           rgbd.color)
+        if features is None:
+            features = self.extractor.extract(rgbd.color)
+        return self._track(rgbd.stamp_ns, features, rgbd.depth, start, rgbd.name, rgbd.color)
 
     def process_features(self, stamp_ns: int, features: Features, depth: np.ndarray,
                          image: np.ndarray | None = None) -> TrackResult:
@@ -157,7 +177,12 @@ class System:
     def _track(self, stamp_ns: int, features: Features, depth: np.ndarray, start: float, name: str = '',
                image: np.ndarray | None = None) -> TrackResult:
         """Track a frame of ``features`` and ``depth`` (named ``name``, with its colour ``image`` or None);
-        ``start`` is the ``perf_counter`` time its processing began."""
+        ``start`` is the ``perf_counter`` time its processing began. Holds the map's lock."""
+        with self._lock:
+            return self._track_locked(stamp_ns, features, depth, start, name, image)
+
+    def _track_locked(self, stamp_ns: int, features: Features, depth: np.ndarray, start: float, name: str,
+                      image: np.ndarray | None) -> TrackResult:
         if self.tracking is None:
             self._start(features)
         if self._pose_prior is not None:
@@ -217,8 +242,20 @@ class System:
         """
         if self.map is None:
             raise MapFormatError(f'cannot save {path}: no map yet (no frame was tracked)')
-        self._recognizer.fit()
-        save_map(path, self.map, self.camera, self.config, self._recognizer)
+        with self._lock:
+            if self._mapping is not None:
+                self._mapping.wait_idle()
+            self._recognizer.fit()
+            save_map(path, self.map, self.camera, self.config, self._recognizer)
+
+    def shutdown(self) -> None:
+        """Let local mapping integrate the keyframes it has queued and end its thread (nothing to do when it runs
+        in ``process``); the map is then complete. Frames may still be processed afterwards, local mapping then
+        running in ``process``."""
+        if self._mapping is not None:
+            self._mapping.close()
+            self.tracking.local_mapping = self.tracking.merging.local_mapping = self._mapping.local_mapping
+            self._mapping = None
 
     def localize(self, rgbd: RGBDFrame) -> TrackResult:
         """Localize one frame on its own against the map (localization mode only): relocalization, then the

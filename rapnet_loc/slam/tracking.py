@@ -60,6 +60,7 @@ from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.config import TrackingConfig
 from rapnet_loc.slam.frame import Frame
 from rapnet_loc.slam.local_mapping import LocalMapping
+from rapnet_loc.slam.mapping_thread import MappingThread
 from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.slam.merging import Detection, MapMerging
 from rapnet_loc.slam.odometry import ConstantVelocity, OdometryPrior
@@ -92,7 +93,7 @@ class Tracking:
     Args:
         camera: the colour camera.
         slam_map: the map to track against and extend.
-        local_mapping: processes each new keyframe.
+        local_mapping: processes each new keyframe, here and now or in its thread (``MappingThread``).
         cfg: thresholds.
         candidates: relocalization candidate selection (see ``rapnet_loc.slam.relocalization``).
         localization_only: track against ``slam_map`` without extending it (ORB-SLAM2's localization mode): no
@@ -112,7 +113,8 @@ class Tracking:
         merging: detects places of other maps in new keyframes and merges maps (``rapnet_loc.slam.merging``).
     """
 
-    def __init__(self, camera: Camera, slam_map: Map, local_mapping: LocalMapping, cfg: TrackingConfig,
+    def __init__(self, camera: Camera, slam_map: Map, local_mapping: LocalMapping | MappingThread,
+                 cfg: TrackingConfig,
                  candidates: CandidateFn, localization_only: bool = False,
                  odometry: OdometryPrior | None = None):
         self.camera = camera
@@ -253,6 +255,7 @@ class Tracking:
         """Look for another map's place in the keyframe just made of ``frame`` (``rapnet_loc.slam.merging``); after
         a merge the frame keeps its keyframe's pose, moved and refined by it."""
         kf = self.reference_kf
+        self.local_mapping.wait_idle()
         if self.merging.process(kf, self._merge_gate):
             frame.T_cw = kf.T_cw.copy()
 
@@ -511,10 +514,14 @@ class Tracking:
     def _need_keyframe(self, frame: Frame) -> bool:
         """ORB-SLAM2 ``NeedNewKeyFrame`` for RGB-D.
 
-        Local mapping runs synchronously, so it is always idle and ORB-SLAM2's condition ``c1b`` holds as soon as
-        ``keyframe_min_frames`` have passed; the decision is then its condition ``c2``: few inliers compared with
-        the reference keyframe's well-observed points, or few tracked close points with many untracked ones. Map
-        sizes are those of the reference keyframe's map.
+        A keyframe is due, once ``keyframe_min_frames`` frames passed since the last one, when ORB-SLAM2's condition
+        ``c2`` holds: few inliers compared with the reference keyframe's well-observed points, or few tracked close
+        points with many untracked ones, and more than ``keyframe_min_inliers`` inliers. When local mapping runs in
+        its thread (``rapnet_loc.slam.mapping_thread``) and is busy, its bundle adjustment is interrupted and the
+        keyframe goes in only while fewer than ``keyframe_queue`` wait, as in ORB-SLAM2. Unlike ORB-SLAM2, a busy
+        local mapping does not otherwise hold a keyframe back (its ``c1b`` asks for an idle one): here it takes
+        several frames' time per keyframe, and waiting for it left fast motion with too few keyframes to track.
+        Map sizes are those of the reference keyframe's map.
         """
         cfg = self.cfg
         active = self.reference_kf.map_id
@@ -531,7 +538,12 @@ class Tracking:
         untracked_close = int((close & (frame.point_ids < 0)).sum())
         need_close = tracked_close < cfg.keyframe_close_tracked and untracked_close > cfg.keyframe_close_untracked
         ref_ratio = cfg.keyframe_ref_ratio_single if n_kfs < 2 else cfg.keyframe_ref_ratio
-        return (self.n_inliers < ref_ratio * n_ref or need_close) and self.n_inliers > cfg.keyframe_min_inliers
+        if not (self.n_inliers < ref_ratio * n_ref or need_close) or self.n_inliers <= cfg.keyframe_min_inliers:
+            return False
+        if self.local_mapping.accepts_keyframes:
+            return True
+        self.local_mapping.abort_ba.set()
+        return self.local_mapping.n_queued < cfg.keyframe_queue
 
     def _create_keyframe(self, frame: Frame) -> None:
         """Insert ``frame`` as a keyframe with new points from the depth of its unmatched keypoints: all closer
