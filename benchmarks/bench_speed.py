@@ -7,7 +7,8 @@
    included), keyframes and ATE RMSE against the 7-Scenes poses; the ``xfeat`` extractor alone at 640x480.
 2. A profile (cProfile) of the sequential front end on frames 0-149, by stage: extraction, tracking (motion model,
    local map), keyframe creation, local mapping and its bundle adjustment, relocalization and place recognition.
-3. A synthetic OpenLORIS-style bag (office, 424x240, 300 frames at 30 Hz, no people; ``rapnet_loc.synth``): the
+3. A synthetic OpenLORIS-style bag (office, 424x240, 300 frames at 30 Hz, no people, the other challenges on;
+   ``rapnet_loc.synth``) with the wheel odometry as motion prior (``--odom-prior``, as the OpenLORIS preset): the
    same front end sequential and threaded, then live (``replay --realtime``: frames a busy front end has no time
    for are dropped) at 30 Hz and at 10 Hz (every third frame): frames processed, dropped, keyframes, ATE.
 4. Peak resident memory of the process.
@@ -31,7 +32,8 @@ from rapnet_loc.eval.tum import tum_metrics
 from rapnet_loc.features import create_extractor
 from rapnet_loc.io.source import open_source
 from rapnet_loc.io.trajectory import Trajectory
-from rapnet_loc.slam import SlamConfig, System
+from rapnet_loc.slam import System
+from rapnet_loc.slam.odometry import OdometryPrior
 from rapnet_loc.slam.run import process_frames
 from rapnet_loc.synth import Challenges, generate
 
@@ -57,10 +59,10 @@ def ate_cm(results, ground_truth) -> float:
     return 100 * tum_metrics(est, Trajectory.from_matrices(*ground_truth)).ate_rmse
 
 
-def run_front_end(camera, depth_camera, frames, ground_truth, threaded: bool, config: SlamConfig | None = None,
-                  realtime: bool = False) -> str:
+def run_front_end(camera, depth_camera, frames, ground_truth, threaded: bool, realtime: bool = False,
+                  odometry: OdometryPrior | None = None) -> str:
     """One run of the front end; a line of its numbers."""
-    system = System(camera, config, depth_info=depth_camera, threaded=threaded)
+    system = System(camera, depth_info=depth_camera, threaded=threaded, odometry=odometry)
     start = time.perf_counter()
     results = list(process_frames(system, frames, realtime))
     system.shutdown()
@@ -138,14 +140,15 @@ def synthetic_bag(out: Path) -> None:
     bag = generate(out, scene='office', sequences=1, frames=300, width=424, height=240, seed=0,
                    challenges=Challenges(people=0), compression='none', progress=False).bags[0]
     with open_source(bag) as source:
-        frames, gt = list(source.frames()), source.ground_truth()
+        frames, gt, odometry = list(source.frames()), source.ground_truth(), source.odometry()
         camera, depth_camera = source.camera, source.depth_camera
-    print('\n### synthetic OpenLORIS-style bag: office, 424x240, 300 frames at 30 Hz, no people (other challenges on)')
+    print('\n### synthetic OpenLORIS-style bag: office, 424x240, 300 frames at 30 Hz, no people (other challenges on), '
+          'wheel odometry as motion prior')
     for realtime, rate, subset in ((False, 30, frames), (True, 30, frames), (True, 10, frames[::3])):
         for threaded in (False, True):
             label = f'{"live" if realtime else "every frame"} {rate} Hz, {"threaded" if threaded else "sequential"}'
-            print(f'{label:32s}: {run_front_end(camera, depth_camera, subset, gt, threaded, realtime=realtime)}',
-                  flush=True)
+            line = run_front_end(camera, depth_camera, subset, gt, threaded, realtime, OdometryPrior(*odometry))
+            print(f'{label:32s}: {line}', flush=True)
 
 
 def main() -> None:
