@@ -63,6 +63,7 @@ def test_threaded_and_sequential_runs_agree(sequence):
     # the thread has ended and the map is whole: local mapping ran on every keyframe (points were triangulated)
     assert system.tracking.local_mapping is system.tracking.merging.local_mapping
     assert system.tracking.local_mapping.n_triangulated > 0
+    assert len(system.map_points()) == int((~system.map.points.bad).sum()) > 0
     assert len(system.map.keyframes) > 2 and len(seq_system.map.keyframes) > 2
 
 

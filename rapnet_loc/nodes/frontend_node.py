@@ -329,8 +329,7 @@ class FrontendNode(RapnetNode):
         if self.tf is not None:
             self._publish_tf(stamp, item.stamp_ns, T_map_base, result)
         if result.keyframe:
-            points = self.system.map.points
-            world = points.positions[~points.bad]
+            world = self.system.map_points()
             self.pubs['map_points'].publish(outputs.map_points(
                 stamp, p['map_frame'], world @ self.T_base_cam[:3, :3].T + self.T_base_cam[:3, 3]))
 

@@ -66,8 +66,8 @@ class TrackingConfig:
             than this (ORB-SLAM2 ``mMaxFrames``, the frame rate); also how long a relocalized frame needs
             ``reloc_min_inliers``.
         keyframe_min_frames: frames at least between keyframes.
-        keyframe_queue: while local mapping runs in its thread and is busy, a keyframe goes in only when fewer than
-            this many wait (ORB-SLAM2's 3 for RGB-D).
+        keyframe_queue: keyframes waiting at most for local mapping when it runs in its thread (ORB-SLAM2's 3 for
+            RGB-D); tracking waits for room before it adds one more.
         keyframe_ref_ratio: insert when tracked inliers fall below this fraction of the reference keyframe's
             well-observed points (points observed by ``keyframe_min_observations`` keyframes, one while the map has
             at most two); keyframe_ref_ratio_single replaces it while the map has a single keyframe.

@@ -1,12 +1,11 @@
-"""Local mapping in a thread of its own (ORB-SLAM2 ``LocalMapping::Run``), so that tracking never waits for it.
+"""Local mapping in a thread of its own (ORB-SLAM2 ``LocalMapping::Run``), so that tracking seldom waits for it.
 
 Tracking hands each new keyframe to ``MappingThread.process``, which queues it and returns. The thread integrates
 the queued keyframes one at a time through ``LocalMapping.steps``; each step holds the map's lock, which tracking
 holds for a whole frame, so the two never see the map half-changed by the other; bundle adjustment's solve, the
 longest step, runs on copies without the lock. A keyframe queued while a bundle adjustment runs ends it early
-(ORB-SLAM2 ``InterruptBA``). ``Tracking`` reads ``accepts_keyframes`` and ``n_queued`` for ORB-SLAM2's
-back-pressure: while local mapping is busy, a keyframe is inserted only when tracking needs it and fewer than
-``TrackingConfig.keyframe_queue`` wait.
+(ORB-SLAM2 ``InterruptBA``). The queue is bounded: when ``TrackingConfig.keyframe_queue`` keyframes wait,
+tracking waits for room before it adds one (``wait_for_room``; ``Tracking._need_keyframe``).
 
 The map's lock is a ``FairLock``: threads get it in the order they asked for it. Python's own locks are not fair,
 and tracking, which takes the lock again as soon as it lets it go (the next frame's features are ready), starved
@@ -118,6 +117,16 @@ class MappingThread:
             if self._busy:
                 self.abort_ba.set()
             self._changed.notify_all()
+
+    def wait_for_room(self, limit: int) -> None:
+        """Return once fewer than ``limit`` keyframes wait; the lock, when the caller holds it, is let go meanwhile.
+
+        Raises:
+            the exception that stopped the thread, if one did.
+        """
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._queue) < limit or self._error is not None or self._closed)
+            self._raise()
 
     def join_seam(self, kf: KeyFrame, match: KeyFrame) -> None:
         """``LocalMapping.join_seam`` once the queue is integrated (the map is then left to the caller)."""

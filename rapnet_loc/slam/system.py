@@ -248,6 +248,15 @@ class System:
             self._recognizer.fit()
             save_map(path, self.map, self.camera, self.config, self._recognizer)
 
+    def map_points(self) -> np.ndarray:
+        """(n, 3) world positions of the map's points not culled (none before the first frame), read under the
+        map's lock: local mapping may be changing the map in its thread."""
+        if self.map is None:
+            return np.zeros((0, 3))
+        with self._lock:
+            points = self.map.points
+            return points.positions[~points.bad].copy()
+
     def shutdown(self) -> None:
         """Let local mapping integrate the keyframes it has queued and end its thread (nothing to do when it runs
         in ``process``); the map is then complete. Frames may still be processed afterwards, local mapping then

@@ -517,11 +517,12 @@ class Tracking:
         A keyframe is due, once ``keyframe_min_frames`` frames passed since the last one, when ORB-SLAM2's condition
         ``c2`` holds: few inliers compared with the reference keyframe's well-observed points, or few tracked close
         points with many untracked ones, and more than ``keyframe_min_inliers`` inliers. When local mapping runs in
-        its thread (``rapnet_loc.slam.mapping_thread``) and is busy, its bundle adjustment is interrupted and the
-        keyframe goes in only while fewer than ``keyframe_queue`` wait, as in ORB-SLAM2. Unlike ORB-SLAM2, a busy
-        local mapping does not otherwise hold a keyframe back (its ``c1b`` asks for an idle one): here it takes
-        several frames' time per keyframe, and waiting for it left fast motion with too few keyframes to track.
-        Map sizes are those of the reference keyframe's map.
+        its thread (``rapnet_loc.slam.mapping_thread``) and is busy, its bundle adjustment is interrupted, as in
+        ORB-SLAM2, and when ``keyframe_queue`` keyframes wait already, tracking waits until one is taken. ORB-SLAM2
+        refuses such a keyframe instead, and holds keyframes back while local mapping is busy (its ``c1b`` asks for
+        an idle one); here local mapping takes several frames' time per keyframe, more on a loaded machine, and
+        refusing left fast motion with too few keyframes to track. Map sizes are those of the reference keyframe's
+        map.
         """
         cfg = self.cfg
         active = self.reference_kf.map_id
@@ -540,10 +541,10 @@ class Tracking:
         ref_ratio = cfg.keyframe_ref_ratio_single if n_kfs < 2 else cfg.keyframe_ref_ratio
         if not (self.n_inliers < ref_ratio * n_ref or need_close) or self.n_inliers <= cfg.keyframe_min_inliers:
             return False
-        if self.local_mapping.accepts_keyframes:
-            return True
-        self.local_mapping.abort_ba.set()
-        return self.local_mapping.n_queued < cfg.keyframe_queue
+        if not self.local_mapping.accepts_keyframes:
+            self.local_mapping.abort_ba.set()
+            self.local_mapping.wait_for_room(cfg.keyframe_queue)
+        return True
 
     def _create_keyframe(self, frame: Frame) -> None:
         """Insert ``frame`` as a keyframe with new points from the depth of its unmatched keypoints: all closer
