@@ -81,7 +81,7 @@ def seven_scenes(n_frames: int) -> None:
     decode_ms = 1000 * (time.perf_counter() - start) / len(frames)
     gt = source.ground_truth()
     print(f'\n### 7-Scenes redkitchen frames 0-{len(frames) - 1}, 640x480')
-    print(f'decoding (colour PNG + depth PNG): {decode_ms:.1f} ms per frame')
+    print(f'decoding (colour JPEG + depth PNG): {decode_ms:.1f} ms per frame')
     orb = cv2.ORB_create(1000)
     ours = create_extractor('orb')
     base, mine = [], []

@@ -37,7 +37,8 @@ def run(sequence, threaded: bool):
     results, most_queued = [], 0
     for result in process_frames(system, frames, realtime=False):
         results.append(result)
-        most_queued = max(most_queued, system.tracking.local_mapping.n_queued)
+        if threaded:
+            most_queued = max(most_queued, system.tracking.local_mapping.n_queued)
     system.shutdown()
     return results, system, most_queued
 

@@ -60,12 +60,7 @@ class LocalMapping:
         n_triangulated, n_culled_keyframes: points created by triangulation and keyframes culled so far.
         abort_ba: set to end a running bundle adjustment early (ORB-SLAM2 ``InterruptBA``; it keeps the steps it
             made); cleared when the next one starts.
-        accepts_keyframes, n_queued: run here and now, local mapping is always idle with nothing queued
-            (``rapnet_loc.slam.mapping_thread.MappingThread`` runs it in a thread of its own).
     """
-
-    accepts_keyframes = True
-    n_queued = 0
 
     def __init__(self, slam_map: Map, camera: Camera, config: SlamConfig, distance: str):
         self.map = slam_map
@@ -84,7 +79,11 @@ class LocalMapping:
         drive(self.steps(kf, new_ids))
 
     def wait_idle(self) -> None:
-        """Return once every keyframe given to ``process`` is integrated: at once, here."""
+        """Return once every keyframe given to ``process`` is integrated: at once, here (``MappingThread`` runs
+        local mapping in a thread of its own, with a queue)."""
+
+    def wait_for_room(self, limit: int) -> None:
+        """Return once fewer than ``limit`` keyframes wait: at once, here, where none ever waits."""
 
     def steps(self, kf: KeyFrame, new_ids: np.ndarray) -> Steps:
         """``process`` as ``Steps``: tracking may use the map between them."""

@@ -79,8 +79,6 @@ class FairLock:
 class MappingThread:
     """Runs ``local_mapping`` in a daemon thread; the same calls as ``LocalMapping`` for tracking.
 
-    Attributes:
-        abort_ba: ``LocalMapping.abort_ba``.
     Args:
         local_mapping: the local mapping to run.
         lock: the map's lock (a ``FairLock``), held by tracking while it uses the map (``System``); the thread takes
@@ -89,7 +87,6 @@ class MappingThread:
 
     def __init__(self, local_mapping: LocalMapping, lock: FairLock):
         self.local_mapping = local_mapping
-        self.abort_ba = local_mapping.abort_ba
         self._lock = lock
         self._changed = threading.Condition(lock)
         self._queue: deque[tuple[KeyFrame, np.ndarray]] = deque()
@@ -98,11 +95,6 @@ class MappingThread:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name='LocalMapping', daemon=True)
         self._thread.start()
-
-    @property
-    def accepts_keyframes(self) -> bool:
-        """Whether local mapping is idle with nothing queued (ORB-SLAM2 ``AcceptKeyFrames``)."""
-        return not self._busy and not self._queue
 
     @property
     def n_queued(self) -> int:
@@ -115,18 +107,16 @@ class MappingThread:
             self._raise()
             self._queue.append((kf, new_ids))
             if self._busy:
-                self.abort_ba.set()
+                self.local_mapping.abort_ba.set()
             self._changed.notify_all()
 
     def wait_for_room(self, limit: int) -> None:
-        """Return once fewer than ``limit`` keyframes wait; the lock, when the caller holds it, is let go meanwhile.
-
-        Raises:
-            the exception that stopped the thread, if one did.
-        """
+        """Return once fewer than ``limit`` keyframes wait; a running bundle adjustment is interrupted first so that
+        the queue moves sooner (``_wait``)."""
         with self._changed:
-            self._changed.wait_for(lambda: len(self._queue) < limit or self._error is not None or self._closed)
-            self._raise()
+            if len(self._queue) >= limit and self._busy:
+                self.local_mapping.abort_ba.set()
+        self._wait(lambda: len(self._queue) < limit)
 
     def join_seam(self, kf: KeyFrame, match: KeyFrame) -> None:
         """``LocalMapping.join_seam`` once the queue is integrated (the map is then left to the caller)."""
@@ -134,13 +124,18 @@ class MappingThread:
         self.local_mapping.join_seam(kf, match)
 
     def wait_idle(self) -> None:
-        """Return once every queued keyframe is integrated; the lock, when the caller holds it, is let go meanwhile.
+        """Return once every queued keyframe is integrated (``_wait``)."""
+        self._wait(lambda: not self._busy and not self._queue)
+
+    def _wait(self, ready) -> None:
+        """Return once ``ready()`` holds, the thread failed or was closed; the lock, when the caller holds it, is let
+        go meanwhile.
 
         Raises:
             the exception that stopped the thread, if one did.
         """
         with self._changed:
-            self._changed.wait_for(lambda: self.accepts_keyframes or self._error is not None or self._closed)
+            self._changed.wait_for(lambda: ready() or self._error is not None or self._closed)
             self._raise()
 
     def close(self) -> None:

@@ -541,9 +541,7 @@ class Tracking:
         ref_ratio = cfg.keyframe_ref_ratio_single if n_kfs < 2 else cfg.keyframe_ref_ratio
         if not (self.n_inliers < ref_ratio * n_ref or need_close) or self.n_inliers <= cfg.keyframe_min_inliers:
             return False
-        if not self.local_mapping.accepts_keyframes:
-            self.local_mapping.abort_ba.set()
-            self.local_mapping.wait_for_room(cfg.keyframe_queue)
+        self.local_mapping.wait_for_room(cfg.keyframe_queue)
         return True
 
     def _create_keyframe(self, frame: Frame) -> None:
