@@ -1,8 +1,12 @@
 """Bad input on the front end's topics is logged, counted in the diagnostics, and the node keeps running (issue 5,
 acceptance 5): missing camera info, wrong encoding, depth of another size, out-of-order stamps, a burst faster than
-processing; every node runs as a module and refuses bad parameters cleanly (issue P11)."""
+processing; every node runs as a module and refuses bad parameters cleanly, and a SIGINT or SIGTERM ends the front
+end node cleanly, with its map saved (issue P11)."""
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +19,7 @@ from rapnet_loc.nodes import qos
 from rapnet_loc.nodes.convert import stamp_ns, to_stamp
 from rapnet_loc.nodes.feature_node import IMAGE_TOPIC
 from rapnet_loc.nodes.frontend_node import CAMERA_INFO_TOPIC, DEPTH_TOPIC, FrontendNode
+from rapnet_loc.slam.map_io import load_map
 
 T0 = 1_700_000_000 * 10**9
 STEP = 33_333_333
@@ -90,3 +95,46 @@ def test_nodes_run_as_modules_and_refuse_bad_parameters(node, params, message):
     run = subprocess.run([sys.executable, '-m', f'rapnet_loc.nodes.{node}', '--ros-args', *params],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and message in run.stdout and 'Traceback' not in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_ends_the_front_end_node_cleanly_and_saves_its_map(graph, tmp_path, sig):
+    """The node process gets a real signal while frames keep coming: it finishes the frame at hand, saves the map
+    (``save_map_on_exit``) and exits 0, with no error or traceback (rclpy's own handler shut the context down under
+    the publishing worker)."""
+    map_out = tmp_path / 'exit.map'
+    proc = subprocess.Popen([sys.executable, '-m', 'rapnet_loc.nodes.frontend_node', '--ros-args',
+                             '-p', 'extract_in_process:=true', '-p', f'map_out:={map_out}',
+                             '-p', 'save_map_on_exit:=true',
+                             '-p', 'camera_to_base:=[0.2, 0.0, 0.9, -0.5, 0.5, -0.5, 0.5]'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, 'ROS_DOMAIN_ID': str(graph.context.get_domain_id())})
+    try:
+        test = graph.node('signal_test')
+        rec = Recorder(test, {'/diagnostics': (DiagnosticArray, qos.RELIABLE)})
+        color = test.create_publisher(Image, IMAGE_TOPIC, qos.RELIABLE)
+        depth = test.create_publisher(Image, DEPTH_TOPIC, qos.RELIABLE)
+        info = test.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos.LATCHED)
+        wait_for(lambda: color.get_subscription_count() and depth.get_subscription_count(), 60, 'the node to start')
+        info.publish(camera_info_msg())
+        rgb, i = textured_image(5), 0
+        while len(rec['/diagnostics']) < 5:
+            assert proc.poll() is None and i < 3000, 'the node ended, or tracked nothing'
+            color.publish(image_msg(rgb, T0 + i * STEP))
+            depth.publish(depth_msg(T0 + i * STEP))
+            i += 1
+            time.sleep(0.03)
+        proc.send_signal(sig)
+        for j in range(i, i + 10):       # frames keep coming while it ends
+            color.publish(image_msg(rgb, T0 + j * STEP))
+            depth.publish(depth_msg(T0 + j * STEP))
+            time.sleep(0.03)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    for text in ('Traceback', 'RCLError', 'context is invalid', 'processing failed'):
+        assert text not in stderr, stderr[-3000:]
+    assert f'map saved to {map_out}' in stderr
+    assert len(load_map(map_out).map.keyframes) >= 1

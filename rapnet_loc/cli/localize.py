@@ -7,21 +7,26 @@ with each candidate's map points, PnP-RANSAC and pose optimisation, then a proje
 final pose optimisation. ``vsnet`` (``rapnet_loc.landmarks.vsnet``) needs no map but a model of the scene
 (``--model``, from ``rapnet-loc train-vsnet``): ``rapnet-loc localize SOURCE --estimator vsnet --model MODEL``.
 The camera-to-world poses of the localized frames go to ``--out`` (TUM format, in the
-frame of the map or of the model's scene); frames that fail are left out and counted on stdout.
+frame of the map or of the model's scene) as each is found; frames that fail are left out and counted on stdout.
+
+Ctrl-C (SIGINT) or SIGTERM finishes the frame at hand and ends the run (exit status 130); a damaged frame or bag
+chunk ends the input there (exit status 2). ``--out`` then holds the poses of the frames before.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from rapnet_loc.cli.common import add_source_arguments
-from rapnet_loc.io.atomic import check_writable
-from rapnet_loc.io.source import open_source
-from rapnet_loc.io.trajectory import Trajectory, write_tum
+from rapnet_loc.io.atomic import LineLog, check_writable
+from rapnet_loc.io.source import InputEnd, open_source
+from rapnet_loc.io.trajectory import Trajectory, tum_lines
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.run import DEFAULT_ESTIMATOR, localize_frames, make_estimator, open_map
+from rapnet_loc.stop import StopRequest
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -47,15 +52,23 @@ def run(args: argparse.Namespace) -> int:
     config = config.override(pose_estimator=config.pose_estimator or DEFAULT_ESTIMATOR)
     if args.model:
         config.pose_estimator_conf['model'] = args.model
-    with open_source(args.source, args.frames) as source:
+    header = f'rapnet-loc localize {args.map or args.model} {args.source}\ncamera-to-world poses'
+    end = InputEnd()
+    with open_source(args.source, args.frames) as source, StopRequest() as stop:
         estimator = make_estimator(config, source.camera, source.depth_camera, map_file)
-        results = localize_frames(source, estimator)
-    done = [r for r in results if r.estimate is not None]
-    traj = Trajectory.from_matrices([r.stamp_ns for r in done],
-                                    np.array([r.estimate.T_wc for r in done]).reshape(-1, 4, 4))
-    write_tum(args.out, traj, header=f'rapnet-loc localize {args.map or args.model} {args.source}\n'
-                                     'camera-to-world poses')
+        with LineLog(args.out, tum_lines(Trajectory.empty(), header)) as out:
+            results = localize_frames(source, estimator, out, stop, end)
+    if not results and end.error:
+        raise end.error
+    done = sum(r.estimate is not None for r in results)
     ms = np.median([r.ms for r in results]) if results else float('nan')
-    print(f'localized {len(done)}/{len(results)} frames, {len(results) - len(done)} failed, median {ms:.1f} ms per '
+    print(f'localized {done}/{len(results)} frames, {len(results) - done} failed, median {ms:.1f} ms per '
           f'frame; trajectory written to {args.out}')
+    if stop:
+        print(f'interrupted by {stop.signal}: the trajectory holds the frames before it')
+        return 130
+    if end.error:
+        print(f'rapnet-loc localize: error: {end.reason} (the input ends there; the trajectory holds the frames '
+              f'before it)', file=sys.stderr)
+        return 2
     return 0

@@ -45,13 +45,18 @@ works in a thread of its own on the keyframes tracking hands it, and the next fr
 extracted while a frame is tracked. Runs therefore differ slightly from one to the next; ``--sequential`` does
 everything in one thread, in order, and is reproducible bit for bit.
 
-Ctrl-C (SIGINT) or SIGTERM finishes the frame at hand and writes every output (and ``--map-out``) for the frames
-processed so far, with the signal in ``report.json`` (``interrupted``); the exit status is then 130. A second
-signal stops at once.
+Nothing computed is lost: ``status.csv`` and ``trajectory.tum`` grow frame by frame while the run goes on (the
+poses as tracking gave them; at the end both are rewritten with the final poses), so even a process killed outright
+leaves them. Ctrl-C (SIGINT) or SIGTERM finishes the frame at hand and writes every output (and ``--map-out``) for
+the frames processed so far, with the signal in ``report.json`` (``interrupted``); the exit status is then 130. A
+second signal stops at once. A damaged bag chunk or message, or an image that cannot be decoded, ends that input
+there: the outputs hold the frames before it, ``report.json`` the reason (``input_error``), and the exit status is
+2 (a lifelong replay goes on with the next bag).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -107,10 +112,12 @@ def run(args: argparse.Namespace) -> int:
         stack.enter_context(stop)
         sources = [stack.enter_context(open_source(path, args.frames)) for path in args.source]
         if len(sources) == 1:
-            print_report(replay(sources[0], config, args.out, **options), args.realtime)
+            reports = [replay(sources[0], config, args.out, **options)]
+            print_report(reports[0], args.realtime)
         else:
             summary = replay_lifelong(sources, config, args.out, **options)
-            for report in summary['sequences']:
+            reports = summary['sequences']
+            for report in reports:
                 print(f'{report["source"]}:')
                 print_report(report, args.realtime)
             if summary['result']:
@@ -121,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
     if stop:
         print(f'interrupted by {stop.signal}: the outputs hold the frames processed before it')
         return 130
-    return 0
+    for report in reports:
+        if report['input_error']:
+            print(f'rapnet-loc replay: error: {report["input_error"]} (the input ends there; the outputs hold the '
+                  f'frames before it)', file=sys.stderr)
+    return 2 if any(report['input_error'] for report in reports) else 0
 
 
 def print_report(report: dict, realtime: bool) -> None:

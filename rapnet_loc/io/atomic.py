@@ -1,16 +1,26 @@
-"""Atomic file output: write to a temporary file beside the target, fsync, then rename over it.
+"""Safe file output.
 
-A crash or Ctrl-C while writing leaves the previous file intact, never a truncated one.
+``atomic_write``: write to a temporary file beside the target, fsync, then rename over it; a crash or Ctrl-C while
+writing leaves the previous file intact, never a truncated one.
+
+``LineLog``: a text file that grows line by line while a run goes on (per-frame outputs), each batch of lines
+handed to the operating system at once and synced to disk at most ``SYNC_S`` apart, so that a process killed
+outright (``kill -9``, an out-of-memory kill) leaves every line written before it, and a power cut at most the
+last second's.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Iterator
 
 from rapnet_loc.errors import OutputError
+
+SYNC_S = 1.0  # longest time between two fsyncs of a LineLog
 
 
 def _umask() -> int:
@@ -69,3 +79,45 @@ def check_writable(path: str | os.PathLike, what: str, folder: bool = False) -> 
         for folder_made in made:
             with contextlib.suppress(OSError):
                 folder_made.rmdir()
+
+
+class LineLog:
+    """A text file written line by line (module doc); a context manager that closes it.
+
+    Args:
+        path: the file, replaced when it exists (its folder is made when missing).
+        header: lines written first.
+    Raises:
+        OutputError: the file cannot be created.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: Iterable[str] = ()):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh: IO[str] = open(self.path, 'w', encoding='utf-8')
+        except OSError as exc:
+            raise OutputError(f'cannot write {self.path}: {exc.strerror or exc}') from None
+        self._synced = time.monotonic()
+        self.write(header)
+
+    def write(self, lines: Iterable[str]) -> None:
+        """Append ``lines`` (each ending in a newline) and hand them to the operating system."""
+        self._fh.writelines(lines)
+        self._fh.flush()
+        if time.monotonic() - self._synced >= SYNC_S:
+            os.fsync(self._fh.fileno())
+            self._synced = time.monotonic()
+
+    def close(self) -> None:
+        """Sync and close; safe to call twice."""
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def __enter__(self) -> LineLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

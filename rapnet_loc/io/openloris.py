@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rapnet_loc.errors import ConfigError, ImageFormatError, TopicError
+from rapnet_loc.errors import BagError, ConfigError, ImageFormatError, TopicError
 from rapnet_loc.geometry import pose_matrix
 from rapnet_loc.io.bag import TF_MSGTYPES, BagReader, stamp_ns
 from rapnet_loc.io.images import to_depth_m, to_rgb
@@ -155,19 +155,28 @@ class OpenLORISBag:
         """Header stamps (N,) int64 ns and poses (N, 4, 4) on ``topic``, sorted by stamp.
 
         ``topic`` holds ``TFMessage`` (every transform must share one parent/child pair) or ``Odometry`` messages.
+        A damaged part of the bag ends them there, with a warning, as it ends the frames (``rgbd_frames``).
+
+        Raises:
+            BagError: the damage comes before the first pose.
         """
         msgtype = self._require(topic, POSE_MSGTYPES)
         stamps, poses, pairs = [], [], set()
-        for message in self.bag.messages([topic]):
-            msg = message.msg
-            if msgtype in TF_MSGTYPES:
-                for tf in msg.transforms:
-                    pairs.add((tf.header.frame_id, tf.child_frame_id))
-                    stamps.append(stamp_ns(tf.header.stamp))
-                    poses.append(_matrix(tf.transform.translation, tf.transform.rotation))
-            else:
-                stamps.append(stamp_ns(msg.header.stamp))
-                poses.append(_matrix(msg.pose.pose.position, msg.pose.pose.orientation))
+        try:
+            for message in self.bag.messages([topic]):
+                msg = message.msg
+                if msgtype in TF_MSGTYPES:
+                    for tf in msg.transforms:
+                        pairs.add((tf.header.frame_id, tf.child_frame_id))
+                        stamps.append(stamp_ns(tf.header.stamp))
+                        poses.append(_matrix(tf.transform.translation, tf.transform.rotation))
+                else:
+                    stamps.append(stamp_ns(msg.header.stamp))
+                    poses.append(_matrix(msg.pose.pose.position, msg.pose.pose.orientation))
+        except BagError as exc:
+            if not stamps:
+                raise
+            LOG.warning("the poses on '%s' end after %d at a damaged part of the bag: %s", topic, len(stamps), exc)
         if len(pairs) > 1:
             raise TopicError(f"topic '{topic}' in bag {self.bag.path} mixes transforms of several frame pairs "
                              f"{sorted(pairs)}; expected one trajectory")

@@ -31,12 +31,33 @@ COLOR_K = np.array([[525.0, 0.0, 320.0], [0.0, 525.0, 240.0], [0.0, 0.0, 1.0]])
 FPS = 30
 DEPTH_SCALE = 0.001
 DEPTH_INVALID = 65535
+JPEG_START, JPEG_END = b'\xff\xd8', b'\xff\xd9'  # start- and end-of-image markers
 _COLOR_NAME = re.compile(r'frame-(\d+)\.color\.(?:jpg|png)$')
 
 
 def frame_stamp_ns(index: int) -> int:
     """Integer nanoseconds of frame ``index`` at 30 Hz: ``index * 1e9 / 30`` rounded half up."""
     return (index * 1_000_000_000 + FPS // 2) // FPS
+
+
+def read_image(path: Path, flags: int, kind: str) -> np.ndarray:
+    """The image file ``path`` decoded by OpenCV with ``flags``; ``kind`` names it in errors.
+
+    Raises:
+        ImageFormatError: missing, unreadable or not an image, or a JPEG without its end-of-image marker (truncated:
+            OpenCV would decode it with the missing part grey and only a warning).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b''
+    if data[:2] == JPEG_START and data.rstrip(b'\0')[-2:] != JPEG_END:
+        raise ImageFormatError(f'{kind} image {path} is a truncated JPEG (no end-of-image marker): damaged, or '
+                               f'still being written')
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    if image is None:
+        raise ImageFormatError(f'cannot read {kind} image (missing, unreadable or not an image): {path}')
+    return image
 
 
 class SevenScenesFolder:
@@ -106,17 +127,11 @@ class SevenScenesFolder:
         return CameraInfo(color.width, color.height, self.K_depth.copy(), frame_id=color.frame_id)
 
     def _color(self, index: int) -> np.ndarray:
-        path = self._colors[index]
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ImageFormatError(f'cannot read colour image (missing, unreadable or not an image): {path}')
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(read_image(self._colors[index], cv2.IMREAD_COLOR, 'colour'), cv2.COLOR_BGR2RGB)
 
     def _depth(self, index: int) -> np.ndarray:
         path = self._file(index, 'depth.png')
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise ImageFormatError(f'cannot read depth image (missing, unreadable or not an image): {path}')
+        raw = read_image(path, cv2.IMREAD_UNCHANGED, 'depth')
         if raw.dtype != np.uint16 or raw.ndim != 2:
             raise ImageFormatError(f'depth image must be single-channel 16-bit millimetres, got {raw.dtype} '
                                    f'with shape {raw.shape}: {path}')

@@ -8,6 +8,9 @@ the frames, ground-truth camera poses and, for bags, the static transforms and w
 Frame ranges (``--frames FIRST:LAST``, ``parse_frame_range``): file numbers of a folder, or seconds from the start
 of a bag; either side may be open.
 
+Damaged input (``until_damaged``): a bag chunk or message that cannot be read, or an image that cannot be decoded
+(a truncated JPEG included), ends a source's frames there; the runs keep the frames before it and report why.
+
 Ground truth: a folder's ``frame-*.pose.txt``; a bag's ``/gt`` topic (``base_link`` in the world) moved to the
 colour camera with ``/tf_static``; or a file in the OpenLORIS result format (``--gt FILE``), moved to the camera
 with the source's static transforms when it is in another frame.
@@ -17,12 +20,14 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rapnet_loc.errors import ConfigError, DatasetError, TopicError, TrajectoryFormatError
+from rapnet_loc.errors import (BagError, ConfigError, DatasetError, ImageFormatError, RapnetLocError, TopicError,
+                               TrajectoryFormatError)
 from rapnet_loc.geometry import find_chain
 from rapnet_loc.io.openloris import OpenLORISBag
 from rapnet_loc.io.sevenscenes import SevenScenesFolder
@@ -34,6 +39,28 @@ LOG = logging.getLogger(__name__)
 BASE_FRAME = 'base_link'
 OPENLORIS_CAMERA_FRAME = 'd400_color'
 FrameRange = tuple[float | None, float | None]
+
+
+@dataclass
+class InputEnd:
+    """Why a source's frames ended early (``until_damaged``): ``error``, None while they have not."""
+
+    error: RapnetLocError | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """The error's message, or None."""
+        return None if self.error is None else str(self.error)
+
+
+def until_damaged(frames: Iterable[RGBDFrame], end: InputEnd) -> Iterator[RGBDFrame]:
+    """The frames of ``frames`` up to the first that cannot be read (a damaged bag chunk or message, an image that
+    cannot be decoded: ``BagError``, ``ImageFormatError``), which ends them, logged and kept in ``end.error``."""
+    try:
+        yield from frames
+    except (BagError, ImageFormatError) as exc:
+        LOG.warning('input ends at a damaged frame: %s', exc)
+        end.error = exc
 
 
 def parse_frame_range(text: str | None) -> FrameRange:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
@@ -264,11 +265,16 @@ def read_tum(path: str | os.PathLike) -> Trajectory:
 def write_tum(path: str | os.PathLike, traj: Trajectory, header: str | None = None) -> None:
     """Write a TUM trajectory atomically; ``header`` becomes ``#`` comment lines (readable by ``evo``)."""
     with atomic_write(path) as fh:
-        if header:
-            for line in header.splitlines():
-                fh.write(f'# {line}\n')
-        for i in range(len(traj)):
-            fh.write(f'{format_stamp(traj.stamps_ns[i])} {_pose_text(traj, i)}\n')
+        fh.writelines(tum_lines(traj, header))
+
+
+def tum_lines(traj: Trajectory, header: str | None = None) -> Iterator[str]:
+    """The lines of ``traj`` in a TUM file (``write_tum``), each ending in a newline; ``header`` first, as ``#``
+    comment lines."""
+    for line in (header or '').splitlines():
+        yield f'# {line}\n'
+    for i in range(len(traj)):
+        yield f'{format_stamp(traj.stamps_ns[i])} {_pose_text(traj, i)}\n'
 
 
 def interpolate_poses(stamps_ns: np.ndarray, poses: np.ndarray, query_ns: np.ndarray,

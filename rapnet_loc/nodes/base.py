@@ -9,13 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from rapnet_loc.errors import RapnetLocError
 from rapnet_loc.nodes.params import Param, declare
 from rapnet_loc.nodes.worker import DropOldestWorker
 from rapnet_loc.slam.config import SlamConfig
+from rapnet_loc.stop import StopRequest
+
+SPIN_PERIOD_S = 0.1  # longest wait of the spinning loop for a callback: how soon it sees a signal
 
 FEATURE_PARAMS = (
     Param('features', 'orb', 'feature extractor (registry name: orb, rapnet, rapnet_p, ...); one other than the '
@@ -93,18 +97,31 @@ class RapnetNode(Node):
 
 
 def spin(node_class: type[RapnetNode], args: list[str] | None = None) -> None:
-    """Run one node until shutdown (the console-script entry points)."""
-    rclpy.init(args=args)
+    """Run one node until SIGINT or SIGTERM (the console-script entry points).
+
+    The signals are the node's own (``rapnet_loc.stop.StopRequest``), not rclpy's: rclpy's would shut the ROS
+    context down while the worker may be publishing a result. Here the first signal ends the spinning; the worker
+    then finishes the input at hand and publishes it, the node is destroyed (the front end integrates its
+    keyframes and saves the map when asked) and only then is the context shut down. A second signal stops at once.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
-        node = node_class()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RapnetLocError as exc:
-        print(f'error: {exc}')
-        raise SystemExit(2) from None
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        with StopRequest() as stop:
+            try:
+                node = node_class()
+                executor = SingleThreadedExecutor()
+                executor.add_node(node)
+                while not stop and rclpy.ok():
+                    executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+            except ExternalShutdownException:
+                pass
+            except RapnetLocError as exc:
+                print(f'error: {exc}')
+                raise SystemExit(2) from None
+            finally:
+                if node is not None:
+                    node.destroy_node()
+                rclpy.try_shutdown()
+    except KeyboardInterrupt:        # the second signal
+        raise SystemExit(130) from None

@@ -13,7 +13,10 @@ Outputs, stamped with the image stamp: ``/rapnet_loc/pose`` (PoseStamped of the 
 ``/rapnet_loc/map_points`` (MarkerArray, transient local, after each keyframe), ``/diagnostics`` (state, counts,
 timing of every frame) and TF (REP 105): ``map -> odom`` (``T_map_base * inv(T_odom_base)`` at the image stamp) once
 odometry arrives, else ``map -> base_link``. Services ``~/save_map`` and ``~/load_map`` (std_srvs/Trigger) write the
-map to the ``map_out`` parameter's file and localize against the ``map_in`` parameter's file.
+map to the ``map_out`` parameter's file and localize against the ``map_in`` parameter's file. SIGINT or SIGTERM
+(``ros2 launch`` sends them on Ctrl-C) ends the node cleanly: the frame at hand is finished and published, local
+mapping integrates its queue and, with ``save_map_on_exit``, the map is saved to ``map_out``
+(``rapnet_loc.nodes.base.spin``).
 
 Place recognition (relocalization candidates, saved with the map) and an in-process pose estimator consulted while
 lost are chosen by name, as ``replay --place-recognition/--estimator`` choose them: parameters
@@ -107,6 +110,7 @@ PARAMETERS = FEATURE_PARAMS + (
     Param('path_length', 100000, 'poses kept in the published path', (1, 10000000)),
     Param('map_in', '', 'map file to localize against (at start-up, and on ~/load_map)', read_only=False),
     Param('map_out', '', 'file that ~/save_map writes', read_only=False),
+    Param('save_map_on_exit', False, 'save the map to map_out when the node ends (SIGINT, SIGTERM)'),
     Param('sequential', False, 'run local mapping on each keyframe before the next frame (one thread, reproducible); '
                                'default: in a thread of its own, as ORB-SLAM2 does'),
 )
@@ -197,6 +201,12 @@ class FrontendNode(RapnetNode):
                                f'{self.params["map_frame"]}')
 
     def on_save_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.save_map()
+        return response
+
+    def save_map(self) -> tuple[bool, str]:
+        """Write the map to ``map_out`` (atomically: a failure leaves the file there intact); whether it was
+        written and what happened, also logged."""
         path = value(self, 'map_out')
         try:
             if not path:
@@ -205,11 +215,11 @@ class FrontendNode(RapnetNode):
                 if self.system is None:
                     raise RapnetLocError('no map yet: no frame has been tracked')
                 self.system.save_map(path)
-            response.success, response.message = True, f'map saved to {path}'
+            done = True, f'map saved to {path}'
         except (RapnetLocError, OSError) as exc:
-            response.success, response.message = False, f'cannot save the map: {exc}'
-        self.get_logger().info(response.message)
-        return response
+            done = False, f'cannot save the map: {exc}'
+        (self.get_logger().info if done[0] else self.get_logger().error)(done[1])
+        return done
 
     def on_load_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         path = value(self, 'map_in')
@@ -286,10 +296,14 @@ class FrontendNode(RapnetNode):
         return True
 
     def destroy_node(self) -> None:
-        """Stop taking frames, then let local mapping finish its queue (the map ``~/save_map`` would write)."""
-        super().destroy_node()
+        """Stop taking frames (the one at hand is finished and published), let local mapping finish its queue (the
+        map ``~/save_map`` would write) and, with ``save_map_on_exit``, save the map; then destroy the node."""
+        self.worker.stop()
         if getattr(self, 'system', None) is not None:       # None too when the parameters were refused
             self.system.shutdown()
+            if self.params['save_map_on_exit']:
+                self.save_map()
+        super().destroy_node()
 
     def _camera_mount(self, stamp) -> np.ndarray:
         """(4, 4) ``T_base_cam`` from the ``camera_to_base`` parameter (then also published on ``/tf_static``,

@@ -13,8 +13,13 @@ Outputs of ``replay`` in its folder:
   first map's frame: no pose written) or dropped by the real-time model);
 - ``trajectory_openloris.txt`` (bags only): the same poses in the OpenLORIS result format, frame ``d400_color``,
   scene and sequence number from the bag name (``office1-3.bag``: scene office, sequence 3);
-- ``report.json``: frame counts, keyframes and timing; with ground truth also the TUM ATE/RPE
+- ``report.json``: frame counts, keyframes and timing, ``interrupted`` (the signal that stopped the run) and
+  ``input_error`` (why the input ended early: a damaged frame); with ground truth also the TUM ATE/RPE
   (``rapnet_loc.eval.report``) and the plots ``replay_trajectory.png``/``replay_errors.png``.
+
+``status.csv`` and ``trajectory.tum`` grow frame by frame while the run goes on (``track_sequence``), so that
+nothing computed is lost even when the process is killed outright; at the end every output is written atomically
+with the final poses.
 """
 from __future__ import annotations
 
@@ -31,10 +36,10 @@ from tqdm import tqdm
 from rapnet_loc.errors import ConfigError
 from rapnet_loc.eval.report import evaluate_trajectory
 from rapnet_loc.features.base import Features, create_extractor
-from rapnet_loc.io.atomic import atomic_write
-from rapnet_loc.io.source import BagSource, RGBDSource
-from rapnet_loc.io.trajectory import (OpenLORISResult, Trajectory, format_stamp, interpolate_poses, write_openloris,
-                                      write_tum)
+from rapnet_loc.io.atomic import LineLog, atomic_write
+from rapnet_loc.io.source import BagSource, InputEnd, RGBDSource, until_damaged
+from rapnet_loc.io.trajectory import (OpenLORISResult, Trajectory, format_stamp, interpolate_poses, tum_lines,
+                                      write_openloris, write_tum)
 from rapnet_loc.io.types import CameraInfo, RGBDFrame
 from rapnet_loc.landmarks.base import PoseEstimate, PoseEstimator, Scene, create_estimator
 from rapnet_loc.slam.config import SlamConfig
@@ -134,23 +139,32 @@ def read_ahead(frames: Iterable[RGBDFrame], extract: Callable[[np.ndarray], Feat
             yield start, *item
 
 
-def write_status(path: Path, results: list[TrackResult], states: list[str]) -> None:
-    """``status.csv``: header ``STATUS_COLUMNS`` and one row per frame, with its state ``states``."""
-    with atomic_write(path) as fh:
-        fh.write(','.join(STATUS_COLUMNS) + '\n')
-        for r, state in zip(results, states):
-            fh.write(f'{format_stamp(r.stamp_ns)},{state},{r.n_keypoints},{r.n_tracked},{r.ms:.2f}\n')
+def status_lines(results: Iterable[TrackResult], states: Iterable[str]) -> Iterator[str]:
+    """The rows of ``status.csv`` (``STATUS_COLUMNS``) of ``results``, each with its state from ``states``."""
+    for r, state in zip(results, states):
+        yield f'{format_stamp(r.stamp_ns)},{state},{r.n_keypoints},{r.n_tracked},{r.ms:.2f}\n'
+
+
+STATUS_HEADER = ','.join(STATUS_COLUMNS) + '\n'
+
+
+def output_state(result: TrackResult, T_wc: np.ndarray | None) -> str:
+    """The state written for ``result`` whose pose in the first map's frame is ``T_wc``: its own, or
+    ``'unanchored'`` for a pose in a map not (yet) joined to the first map's frame."""
+    return 'unanchored' if result.T_wc is not None and T_wc is None and result.state != 'new_map' else result.state
 
 
 def make_system(source: RGBDSource, config: SlamConfig, odom_prior: bool = False,
                 map_file: MapFile | None = None, sequential: bool = False) -> System:
     """The front end for ``source``'s cameras (see ``replay`` for the options)."""
     odometry = OdometryPrior(*source.odometry()) if odom_prior else None
-    return System(source.camera, config, depth_info=source.depth_camera,
-                  slam_map=None if map_file is None else map_file.map, odometry=odometry,
-                  recognizer=None if map_file is None else map_file.recognizer_for(config),
-                  estimator=make_estimator(config, source.camera, source.depth_camera, map_file),
-                  threaded=not sequential)
+    system = System(source.camera, config, depth_info=source.depth_camera,
+                    slam_map=None if map_file is None else map_file.map, odometry=odometry,
+                    recognizer=None if map_file is None else map_file.recognizer_for(config),
+                    estimator=make_estimator(config, source.camera, source.depth_camera, map_file),
+                    threaded=not sequential)
+    system.extractor  # made now, so that a bad feature option fails before any output is written
+    return system
 
 
 def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = False, odom_prior: bool = False,
@@ -174,9 +188,11 @@ def replay(source: RGBDSource, config: SlamConfig, out: Path, realtime: bool = F
         ConfigError: no frames, or options the source cannot serve.
     """
     system = make_system(source, config, odom_prior, map_file, sequential)
-    results = track_sequence(system, source, realtime, stop)
-    system.shutdown()
-    report, _ = write_sequence(system, source, results, out, gt_file, stop.signal if stop else None)
+    try:
+        results, end = track_sequence(system, source, out, realtime, stop)
+    finally:
+        system.shutdown()
+    report, _ = write_sequence(system, source, results, out, gt_file, stop.signal if stop else None, end.reason)
     if map_out:
         system.save_map(map_out)
     return report
@@ -203,23 +219,25 @@ def replay_lifelong(sources: list[RGBDSource], config: SlamConfig, out: Path, re
     check_sequences(sources)
     system = make_system(sources[0], config, odom_prior, map_file, sequential)
     results, written = [], []
-    for n, source in enumerate(sources):
-        if stop:
-            break
-        if n:
-            system.start_sequence(OdometryPrior(*source.odometry()) if odom_prior else None)
-        results.append(track_sequence(system, source, realtime, stop))
-        # written at once, so that a failure later loses nothing; with the merges done so far, which are all that
-        # move its poses (Map.to_first_frame)
-        merges = len(system.map.merged) if system.map else 0
-        written.append((merges, write_sequence(system, source, results[-1], out / source.path.stem, gt_file,
-                                               stop.signal if stop else None)))
-    system.shutdown()
+    try:
+        for n, source in enumerate(sources):
+            if stop:
+                break
+            if n:
+                system.start_sequence(OdometryPrior(*source.odometry()) if odom_prior else None)
+            results.append(track_sequence(system, source, out / source.path.stem, realtime, stop))
+            # written at once, so that a failure later loses nothing; with the merges done so far, which are all
+            # that move its poses (Map.to_first_frame)
+            merges = len(system.map.merged) if system.map else 0
+            written.append((merges, write_sequence(system, source, results[-1][0], out / source.path.stem, gt_file,
+                                                   stop.signal if stop else None, results[-1][1].reason)))
+    finally:
+        system.shutdown()
     reports, trajectories = [], {}
-    for source, seq_results, (merges, outputs) in zip(sources, results, written):
+    for source, (seq_results, end), (merges, outputs) in zip(sources, results, written):
         if system.map and len(system.map.merged) != merges:     # a later merge moved its poses: written again
             outputs = write_sequence(system, source, seq_results, out / source.path.stem, gt_file,
-                                     outputs[0]['interrupted'])
+                                     outputs[0]['interrupted'], end.reason)
         reports.append(outputs[0])
         trajectories[source.seq] = outputs[1]
     result = None
@@ -260,24 +278,41 @@ def check_sequences(sources: list[RGBDSource]) -> None:
                           f'{", ".join(s.path.name for s in bags)}); name them SCENE-N, e.g. office1-2.bag')
 
 
-def track_sequence(system: System, source: RGBDSource, realtime: bool = False,
-                   stop: StopRequest | None = None) -> list[TrackResult]:
+def track_sequence(system: System, source: RGBDSource, out: Path, realtime: bool = False,
+                   stop: StopRequest | None = None) -> tuple[list[TrackResult], InputEnd]:
     """``system`` over the frames of ``source`` (``process_frames``, with a progress bar), up to the frame at hand
-    when ``stop`` turns true; the results."""
-    results = []
-    for result in process_frames(system, progress(source.frames(), source, f'replay {source.path.name}'), realtime):
-        results.append(result)
-        if stop:
-            break
+    when ``stop`` turns true, or up to a damaged frame (``until_damaged``); the results and why the input ended.
+
+    As each frame is done, its row and its pose as tracking gave it go to ``out``'s ``status.csv`` and
+    ``trajectory.tum`` (``LineLog``): a run killed outright keeps them. ``write_sequence`` rewrites both.
+
+    Raises:
+        ConfigError: no frame in the range asked for; the damage itself when it comes before the first frame.
+    """
+    results, end = [], InputEnd()
+    frames = until_damaged(progress(source.frames(), source, f'replay {source.path.name}'), end)
+    header = f'rapnet-loc replay {source.path} (in progress: poses as tracked)\ncamera-to-world poses'
+    with LineLog(out / 'status.csv', [STATUS_HEADER]) as status, \
+            LineLog(out / 'trajectory.tum', tum_lines(Trajectory.empty(), header)) as trajectory:
+        for result in process_frames(system, frames, realtime):
+            results.append(result)
+            T_wc = system.pose_in_first_map(result)
+            status.write(status_lines([result], [output_state(result, T_wc)]))
+            if T_wc is not None:
+                trajectory.write(tum_lines(Trajectory.from_matrices([result.stamp_ns], T_wc[None])))
+            if stop:
+                break
     if not results:
-        raise ConfigError(f'no frames to replay in {source.path} (in the range asked for)')
-    return results
+        raise end.error or ConfigError(f'no frames to replay in {source.path} (in the range asked for)')
+    return results, end
 
 
 def write_sequence(system: System, source: RGBDSource, results: list[TrackResult], out: Path,
-                   gt_file: Path | None = None, interrupted: str | None = None) -> tuple[dict, Trajectory]:
+                   gt_file: Path | None = None, interrupted: str | None = None,
+                   input_error: str | None = None) -> tuple[dict, Trajectory]:
     """The module doc's outputs of one replayed sequence written into ``out``; its report and trajectory.
-    ``interrupted``: the signal that cut the sequence short (``report['interrupted']``), None when it ran to its end.
+    ``interrupted``: the signal that cut the sequence short (``report['interrupted']``), None when it ran to its end;
+    ``input_error``: why its input ended early (``report['input_error']``: a damaged frame), None when it did not.
 
     Poses are written in the first map's frame (``System.pose_in_first_map``), so call this once the run is over:
     a frame tracked in a map started while lost gets its pose once that map has merged into an anchored one; the
@@ -286,12 +321,12 @@ def write_sequence(system: System, source: RGBDSource, results: list[TrackResult
     """
     config = system.config
     poses = [system.pose_in_first_map(r) for r in results]
-    states = ['unanchored' if r.T_wc is not None and T is None and r.state != 'new_map' else r.state
-              for r, T in zip(results, poses)]
+    states = [output_state(r, T) for r, T in zip(results, poses)]
     tracked = [(r.stamp_ns, T) for r, T in zip(results, poses) if T is not None]
     traj = Trajectory.from_matrices([s for s, _ in tracked], np.array([T for _, T in tracked]).reshape(-1, 4, 4))
     write_tum(out / 'trajectory.tum', traj, header=f'rapnet-loc replay {source.path}\ncamera-to-world poses')
-    write_status(out / 'status.csv', results, states)
+    with atomic_write(out / 'status.csv') as fh:
+        fh.writelines([STATUS_HEADER, *status_lines(results, states)])
     if isinstance(source, BagSource):
         write_openloris(out / 'trajectory_openloris.txt', openloris_result(source, config, {source.seq: traj}))
     processed = [r for r in results if r.state != 'dropped']
@@ -303,7 +338,8 @@ def write_sequence(system: System, source: RGBDSource, results: list[TrackResult
               'relocalized': states.count('relocalized'), 'bridged': states.count('bridged'),
               'new_maps': states.count('new_map'),
               'unanchored': states.count('unanchored'), 'keyframes': int(sum(r.keyframe for r in results)),
-              'ms_median': float(np.median(ms)), 'ms_mean': float(ms.mean()), 'interrupted': interrupted}
+              'ms_median': float(np.median(ms)), 'ms_mean': float(ms.mean()), 'interrupted': interrupted,
+              'input_error': input_error}
     report.update(evaluate_trajectory(traj, source.ground_truth(gt_file), out))
     with atomic_write(out / 'report.json') as fh:
         json.dump(report, fh, indent=1)
@@ -326,14 +362,25 @@ class Localized:
     ms: float
 
 
-def localize_frames(source: RGBDSource, estimator: PoseEstimator) -> list[Localized]:
-    """``estimator`` on each frame of ``source`` on its own."""
-    out = []
-    for rgbd in progress(source.frames(), source, 'localize'):
+def localize_frames(source: RGBDSource, estimator: PoseEstimator, out: LineLog | None = None,
+                    stop: StopRequest | None = None, end: InputEnd | None = None) -> list[Localized]:
+    """``estimator`` on each frame of ``source`` on its own, up to the frame at hand when ``stop`` turns true.
+
+    Args:
+        out: each pose found is written to this TUM file (camera-to-world) as soon as it is.
+        end: a damaged frame ends the input there (``until_damaged``) and is kept here; None: its error is raised.
+    """
+    frames = source.frames() if end is None else until_damaged(source.frames(), end)
+    results = []
+    for rgbd in progress(frames, source, 'localize'):
         start = time.perf_counter()
         estimate = estimator.estimate(rgbd)
-        out.append(Localized(rgbd.stamp_ns, estimate, 1000.0 * (time.perf_counter() - start)))
-    return out
+        results.append(Localized(rgbd.stamp_ns, estimate, 1000.0 * (time.perf_counter() - start)))
+        if out is not None and estimate is not None:
+            out.write(tum_lines(Trajectory.from_matrices([rgbd.stamp_ns], estimate.T_wc[None])))
+        if stop:
+            break
+    return results
 
 
 def pose_lookup(stamps_ns: np.ndarray, poses: np.ndarray) -> Callable[[int], np.ndarray | None]:
