@@ -83,11 +83,14 @@ def decode_image(msg, topic: str = '') -> np.ndarray:
     docstring; the result is a fresh native-byte-order array that owns its memory.
 
     Raises:
-        ImageFormatError: unsupported encoding, ``step`` smaller than a row, or data size not ``height * step``.
+        ImageFormatError: unsupported encoding, no pixels, ``step`` smaller than a row, or data size not
+            ``height * step``.
     """
     encoding = str(msg.encoding)
     enc = _lookup(encoding, topic)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageFormatError(f"image{_where(topic)} ({encoding}) is {width}x{height}: it has no pixels")
     row_bytes = width * enc.bytes_per_pixel
     if step < row_bytes:
         raise ImageFormatError(f"image{_where(topic)} ({encoding}, {width}x{height}): step {step} is smaller "

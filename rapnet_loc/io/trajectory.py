@@ -139,6 +139,9 @@ class OpenLORISResult:
         return self.info.get('frame')
 
 
+QUATERNION_NORM_TOL = 1e-6  # quaternions further than this from unit norm are normalised on reading
+
+
 def _pose_line(fields: list[str], where: str, line: str) -> tuple[int, int | None, list[float]]:
     if len(fields) not in (8, 9):
         raise TrajectoryFormatError(f'{where}: expected 8 or 9 columns, got {len(fields)}: {line!r}')
@@ -150,8 +153,11 @@ def _pose_line(fields: list[str], where: str, line: str) -> tuple[int, int | Non
         raise TrajectoryFormatError(f'{where}: {exc} in line {line!r}') from None
     if any(math.isinf(v) for v in pose):
         raise TrajectoryFormatError(f'{where}: infinite value in line {line!r}')
-    if not any(math.isnan(v) for v in pose) and math.hypot(*pose[3:]) < 1e-6:
+    norm = math.hypot(*pose[3:])
+    if not any(math.isnan(v) for v in pose) and norm < 1e-6:
         raise TrajectoryFormatError(f'{where}: zero-norm quaternion (no rotation) in line {line!r}')
+    if abs(norm - 1.0) > QUATERNION_NORM_TOL:       # the rotation it stands for, as a unit quaternion
+        pose[3:] = [v / norm for v in pose[3:]]
     return stamp, output, pose
 
 
@@ -159,7 +165,8 @@ def read_openloris(path: str | os.PathLike, remove_repeated: bool = False) -> Op
     """Read an OpenLORIS-format trajectory file.
 
     Poses containing NaN are skipped, as the official evaluator does. With ``remove_repeated``, a pose whose
-    seven values equal the previous kept pose of the file is dropped (the official default for evaluation).
+    seven values equal the previous kept pose of the file is dropped (the official default for evaluation). Each
+    sequence's poses are then sorted by stamp, as ``read_tum``'s are.
 
     Raises:
         TrajectoryFormatError: unreadable file, malformed ``seq:`` value, wrong column count, non-numeric
@@ -203,8 +210,18 @@ def read_openloris(path: str | os.PathLike, remove_repeated: bool = False) -> Op
             rows[seq].append((stamp, output, pose))
             last_pose = pose
     for seq_id, seq_rows in rows.items():
-        result.sequences[seq_id] = _rows_to_trajectory(seq_rows)
+        result.sequences[seq_id] = _rows_to_trajectory(_in_time_order(seq_rows, f'{path} seq {seq_id}'))
     return result
+
+
+def _in_time_order(rows: list[tuple[int, int | None, list[float]]], where: str
+                   ) -> list[tuple[int, int | None, list[float]]]:
+    """``rows`` sorted by stamp (stable: rows of equal stamps keep their order). Metrics over consecutive poses
+    (RPE) assume time order, which a file written out of order would silently break."""
+    order = sorted(range(len(rows)), key=lambda k: rows[k][0])
+    if order != list(range(len(rows))):
+        LOG.info('%s: poses not in time order; sorted by stamp', where)
+    return [rows[k] for k in order]
 
 
 def _rows_to_trajectory(rows: list[tuple[int, int | None, list[float]]]) -> Trajectory:
@@ -256,10 +273,7 @@ def read_tum(path: str | os.PathLike) -> Trajectory:
         if any(math.isnan(v) for v in pose):
             raise TrajectoryFormatError(f'{path}:{lineno}: NaN in line {line!r}')
         rows.append((stamp, None, pose))
-    order = sorted(range(len(rows)), key=lambda k: rows[k][0])
-    if order != list(range(len(rows))):
-        LOG.info('%s: poses not in time order; sorted by stamp', path)
-    return _rows_to_trajectory([rows[k] for k in order])
+    return _rows_to_trajectory(_in_time_order(rows, str(path)))
 
 
 def write_tum(path: str | os.PathLike, traj: Trajectory, header: str | None = None) -> None:

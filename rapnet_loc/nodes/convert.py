@@ -65,12 +65,13 @@ def transform_stamped(stamp: Time, parent: str, child: str, T_parent_child: np.n
 
 
 def camera_info(msg: CameraInfoMsg, topic: str) -> CameraInfo:
-    """``CameraInfo`` of a ``sensor_msgs/CameraInfo``; TopicError when its size or K is unusable."""
-    K = np.asarray(msg.k, np.float64).reshape(3, 3)
-    if msg.width <= 0 or msg.height <= 0 or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise TopicError(f"camera info on '{topic}' is unusable: {msg.width}x{msg.height}, K = {K.ravel().tolist()}")
-    return CameraInfo(int(msg.width), int(msg.height), K, np.asarray(msg.d, np.float64), str(msg.distortion_model),
-                      str(msg.header.frame_id))
+    """``CameraInfo`` of a ``sensor_msgs/CameraInfo``; TopicError when its size, K or D is unusable."""
+    K, D = np.asarray(msg.k, np.float64).reshape(3, 3), np.asarray(msg.d, np.float64)
+    if msg.width <= 0 or msg.height <= 0 or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0 \
+            or not np.isfinite(D).all():
+        raise TopicError(f"camera info on '{topic}' is unusable: {msg.width}x{msg.height}, K = {K.ravel().tolist()}, "
+                         f"D = {D.tolist()}")
+    return CameraInfo(int(msg.width), int(msg.height), K, D, str(msg.distortion_model), str(msg.header.frame_id))
 
 
 def rgb_image(msg, topic: str, camera: CameraInfo | None = None) -> np.ndarray:

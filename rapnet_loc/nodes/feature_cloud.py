@@ -74,7 +74,8 @@ def decode_features(msg: PointCloud2, topic: str, scale_factor: float = 1.0,
     Args:
         scale_factor, n_levels: the publishing extractor's pyramid.
     Raises:
-        TopicError: a required field is missing or of the wrong type, or the data size does not match.
+        TopicError: a required field is missing or of the wrong type, the data size does not match, or a float
+            value is NaN or infinite.
     """
     fields = {f.name: (f.name, int(f.offset), int(f.datatype), int(f.count)) for f in msg.fields}
     for name in ('u', 'v', 'score'):
@@ -98,5 +99,10 @@ def decode_features(msg: PointCloud2, topic: str, scale_factor: float = 1.0,
     descriptors = points['descriptor'].reshape(n, desc[3])
     levels = points['level'] if 'level' in fields else None
     weights = points['weight'] if 'weight' in fields else None
+    floats = [points['u'], points['v'], points['score'], *([weights] if weights is not None else []),
+              *([descriptors] if DESCRIPTOR_TYPES[desc[2]] == 'l2' else [])]
+    if not all(np.isfinite(a).all() for a in floats if a.dtype.kind == 'f'):
+        raise TopicError(f"feature cloud on '{topic}' holds NaN or infinite coordinates, scores, weights or "
+                         f"descriptors")
     return Features(np.stack([points['u'], points['v']], axis=1), points['score'], descriptors,
                     DESCRIPTOR_TYPES[desc[2]], levels, scale_factor, n_levels, weights)

@@ -247,6 +247,8 @@ def _load_recognizer(path: Path, meta: dict, arrays: dict[str, np.ndarray], slam
         recognizer.load_state(state)
     except MapFormatError as exc:
         raise MapFormatError(f'map file {path}: {exc}') from None
+    except (KeyError, TypeError, ValueError, IndexError) as exc:     # arrays of another type or shape
+        raise MapFormatError(f'map file {path} is corrupt: bad place recognizer state ({exc})') from None
     if sorted(recognizer.ids) != sorted(slam_map.keyframes):
         raise MapFormatError(f'map file {path} is corrupt: its place recognizer indexes {len(recognizer)} '
                              f'keyframes, not the map\'s {len(slam_map.keyframes)}')
