@@ -14,13 +14,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rosbags.rosbag1 import Writer
 from sensor_msgs.msg import CameraInfo as CameraInfoMsg
 from sensor_msgs.msg import PointField
 
-from rapnet_loc.errors import RapnetLocError
+from rapnet_loc.errors import MapFormatError, RapnetLocError
 from rapnet_loc.features.base import Features
 from rapnet_loc.io.bag import open_bag, ros1_typestore
 from rapnet_loc.io.images import BYTES_PER_PIXEL, to_depth_m, to_rgb
@@ -78,6 +78,7 @@ def image_messages(draw):
 
 @FUZZ
 @given(image_messages())
+@example(SimpleNamespace(encoding='rgb8', height=0, width=0, step=0, is_bigendian=0, data=b''))   # found: decoded
 def test_image_messages_decode_or_are_refused(msg):
     try:
         rgb = to_rgb(msg, '/fuzz/color')
@@ -97,6 +98,7 @@ def test_image_messages_decode_or_are_refused(msg):
 @FUZZ
 @given(UINT32, UINT32, st.lists(FLOATS, min_size=9, max_size=9), st.lists(FLOATS, max_size=14),
        st.sampled_from(['plumb_bob', 'rational_polynomial', 'equidistant', '', 'x']))
+@example(1, 1, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], [float('inf')], 'plumb_bob')     # found: accepted
 def test_camera_info_gives_a_usable_camera_or_is_refused(width, height, k, d, model):
     msg = CameraInfoMsg(width=width, height=height, k=k, d=d, distortion_model=model)
     try:
@@ -139,6 +141,7 @@ def check_trajectory(traj) -> None:
 
 @FUZZ
 @given(tum_text() | st.binary(max_size=300))
+@example('0.0 0.0 0.0 0.0 0.0 0.0 0.0 2.0')         # found: a quaternion of norm 2 was kept as it was
 def test_tum_files_read_or_are_refused(text):
     traj = parses(read_tum, text, '.tum')
     if traj is not None:
@@ -157,6 +160,7 @@ def openloris_text(draw):
 
 @FUZZ
 @given(openloris_text() | st.binary(max_size=300))
+@example('seq: 0\n1 0 0 0 0 0 0 1\n0 0 0 0 0 0 0 1')     # found: poses out of time order were not sorted
 def test_openloris_files_read_or_are_refused(text):
     result = parses(read_openloris, text, '.txt')
     for traj in [] if result is None else result.sequences.values():
@@ -260,6 +264,15 @@ def test_map_files_load_or_are_refused(map_bytes, data):
         assert all(np.isfinite(kf.T_cw).all() for kf in m.keyframes.values())
 
 
+def test_a_map_file_whose_place_recognizer_state_has_another_type_is_refused(map_bytes, tmp_path):
+    """Found by fuzzing: a string array where the recognizer's keyframe words are raised TypeError."""
+    arrays = dict(np.load(io.BytesIO(map_bytes), allow_pickle=False))
+    arrays['vpr_kf_words'] = arrays['vpr_kf_words'].astype('U3')
+    np.savez(tmp_path / 'bad.npz', **arrays)
+    with pytest.raises(MapFormatError, match='is corrupt: bad place recognizer state'):
+        load_map(tmp_path / 'bad.npz')
+
+
 # --- bag message payloads ------------------------------------------------------------------------------------------
 
 TYPESTORE = ros1_typestore()
@@ -352,8 +365,15 @@ def feature_clouds(draw):
                            is_bigendian=draw(st.booleans()), is_dense=True, data=random_bytes(draw, size))
 
 
+NAN_CLOUD = SimpleNamespace(   # found: a keypoint at NaN was accepted
+    fields=[SimpleNamespace(name=n, offset=o, datatype=7, count=1) for n, o in (('u', 0), ('v', 4), ('score', 8))]
+    + [SimpleNamespace(name='descriptor', offset=12, datatype=2, count=1)], width=1, height=1, point_step=13,
+    row_step=13, is_bigendian=False, is_dense=True, data=np.array([np.nan, 1, 1], '<f4').tobytes() + b'\x07')
+
+
 @FUZZ
 @given(feature_clouds())
+@example(NAN_CLOUD)
 def test_feature_clouds_decode_or_are_refused(msg):
     try:
         features = decode_features(msg, '/fuzz/features', 1.2, 8)
