@@ -65,10 +65,11 @@ class RapnetNode(Node):
         """Handle one queued input on the worker thread."""
         raise NotImplementedError
 
-    def reject(self, reason: str, message: str) -> None:
-        """Count and log one discarded input."""
-        self.rejected[reason] += 1
-        self.get_logger().warning(f'{message} [{reason}: {self.rejected[reason]} so far]')
+    def reject(self, reason: str, message: str, count: int = 1, throttle_s: float = 0.0) -> None:
+        """Count ``count`` discarded inputs and log it (at most once per ``throttle_s`` seconds when given)."""
+        self.rejected[reason] += count
+        self.get_logger().warning(f'{message} [{reason}: {self.rejected[reason]} so far]',
+                                  **({'throttle_duration_sec': throttle_s} if throttle_s else {}))
 
     def _dropped(self, item: Any) -> None:
         self.reject('dropped', f'processing is slower than the input: dropped the oldest queued input '

@@ -80,6 +80,7 @@ DEPTH_TOPIC = '/d400/aligned_depth_to_color/image_raw'
 CAMERA_INFO_TOPIC = '/d400/color/camera_info'
 ODOM_TOPIC = '/odom'
 POSE_PRIOR_TOPICS = ('/initialpose', '/rapnet_loc/vpr_pose', '/rapnet_loc/landmark_pose')
+UNPAIRED_LOG_S = 5.0  # shortest time between two warnings about unpaired images (a stopped topic would flood the log)
 JUMP_M, JUMP_DEG = 0.02, 1.0        # map -> odom changes above these from one frame to the next are logged
 
 PARAMETERS = FEATURE_PARAMS + (
@@ -170,7 +171,14 @@ class FrontendNode(RapnetNode):
         self._offer(1, msg)
 
     def _offer(self, stream: int, msg) -> None:
+        before = sum(self.sync.unmatched)
         pair = self.sync.add(stream, stamp_ns(msg.header.stamp), msg)
+        if sum(self.sync.unmatched) > before:
+            self.reject('unpaired', f'dropped images without a partner within max_sync_dt '
+                                    f'({self.params["max_sync_dt"]} s; unpaired so far: {self.main_sub.topic_name} '
+                                    f'{self.sync.unmatched[0]}, {self.depth_sub.topic_name} {self.sync.unmatched[1]}): '
+                                    f'a topic stopped, or their stamps are further apart',
+                        sum(self.sync.unmatched) - before, throttle_s=UNPAIRED_LOG_S)
         if pair is not None:
             self.worker.put(Stamped(pair[0], pair[1:]))
 
@@ -218,7 +226,10 @@ class FrontendNode(RapnetNode):
             done = True, f'map saved to {path}'
         except (RapnetLocError, OSError) as exc:
             done = False, f'cannot save the map: {exc}'
-        (self.get_logger().info if done[0] else self.get_logger().error)(done[1])
+        if done[0]:
+            self.get_logger().info(done[1])
+        else:       # rclpy wants one severity per logging call site
+            self.get_logger().error(done[1])
         return done
 
     def on_load_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
