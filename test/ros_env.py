@@ -22,7 +22,7 @@ import pytest
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from rapnet_loc.io.bag import BagReader
@@ -163,3 +163,18 @@ def image_msg(rgb: np.ndarray, stamp_ns: int, encoding: str = 'rgb8', frame_id: 
     f = encode_image(rgb, encoding)
     return Image(header=Header(stamp=to_stamp(stamp_ns), frame_id=frame_id), height=f.height, width=f.width,
                  encoding=f.encoding, is_bigendian=f.is_bigendian, step=f.step, data=f.data.tobytes())
+
+
+def camera_info_msg(width: int = 320, height: int = 240) -> CameraInfo:
+    """A pinhole camera of fx = fy = 300 centred in a ``width`` x ``height`` image, frame ``d400_color``."""
+    msg = CameraInfo(width=width, height=height, distortion_model='plumb_bob', d=[0.0] * 5)
+    msg.k = [300.0, 0.0, width / 2, 0.0, 300.0, height / 2, 0.0, 0.0, 1.0]
+    msg.header.frame_id = 'd400_color'
+    return msg
+
+
+def depth_msg(stamp: int, width: int = 320, height: int = 240, metres: np.ndarray | None = None) -> Image:
+    """A flat 16UC1 depth image at 1.5 m, or ``metres`` (H, W) as 32FC1."""
+    if metres is not None:
+        return image_msg(metres.astype(np.float32), stamp, '32FC1')
+    return image_msg(np.full((height, width), 1500, np.uint16), stamp, '16UC1')

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_env import Recorder, graph, image_msg, ros_context, textured_image, wait_for  # noqa: F401 (fixtures)
+from ros_env import (Recorder, camera_info_msg, depth_msg, graph, image_msg, ros_context,  # noqa: F401
+                     textured_image, wait_for)
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -39,19 +40,6 @@ def test_the_pairing_counts_what_it_drops_unpaired():
     assert sync.unmatched == [5, 1]
 
 
-def camera_info_msg() -> CameraInfo:
-    msg = CameraInfo(width=320, height=240, distortion_model='plumb_bob', d=[0.0] * 5)
-    msg.k = [300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0]
-    msg.header.frame_id = 'd400_color'
-    return msg
-
-
-def depth_msg(stamp: int, values: np.ndarray | None = None) -> Image:
-    if values is None:
-        return image_msg(np.full((240, 320), 1500, np.uint16), stamp, '16UC1')
-    return image_msg(values.astype(np.float32), stamp, '32FC1')
-
-
 @pytest.fixture
 def running(graph, tmp_path):
     """A front end node with its inputs, diagnostics recorder and services, after 3 tracked frames."""
@@ -74,7 +62,7 @@ def running(graph, tmp_path):
             if color_too:
                 color.publish(image_msg(rgb, T0 + i * STEP))
             if depth_at is not False:
-                depth.publish(depth_msg(T0 + i * STEP + (depth_at or 0), depth_values))
+                depth.publish(depth_msg(T0 + i * STEP + (depth_at or 0), metres=depth_values))
             time.sleep(0.02)        # as a camera would: a burst beyond the subscriptions' queues is lost in DDS
 
         def processed(self, i: int) -> bool:

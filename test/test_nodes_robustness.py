@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_env import Recorder, graph, image_msg, ros_context, textured_image, wait_for  # noqa: F401 (fixtures)
+from ros_env import (Recorder, camera_info_msg, depth_msg, graph, image_msg, ros_context,  # noqa: F401
+                     textured_image, wait_for)
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -23,17 +24,6 @@ from rapnet_loc.slam.map_io import load_map
 
 T0 = 1_700_000_000 * 10**9
 STEP = 33_333_333
-
-
-def camera_info_msg() -> CameraInfo:
-    msg = CameraInfo(width=320, height=240, distortion_model='plumb_bob', d=[0.0] * 5)
-    msg.k = [300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0]
-    msg.header.frame_id = 'd400_color'
-    return msg
-
-
-def depth_msg(stamp: int, width: int = 320, height: int = 240) -> Image:
-    return image_msg(np.full((height, width), 1500, np.uint16), stamp, '16UC1')
 
 
 def test_bad_input_is_logged_and_the_front_end_keeps_running(graph, capfd):
