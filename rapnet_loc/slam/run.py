@@ -51,6 +51,7 @@ from rapnet_loc.stop import StopRequest
 from rapnet_loc.vpr.base import View
 
 STATUS_COLUMNS = ('stamp', 'state', 'keypoints', 'tracked', 'ms')
+STATUS_HEADER = ','.join(STATUS_COLUMNS) + '\n'
 OPENLORIS_FRAME = 'd400_color'
 DEFAULT_ESTIMATOR = 'map'
 
@@ -143,9 +144,6 @@ def status_lines(results: Iterable[TrackResult], states: Iterable[str]) -> Itera
     """The rows of ``status.csv`` (``STATUS_COLUMNS``) of ``results``, each with its state from ``states``."""
     for r, state in zip(results, states):
         yield f'{format_stamp(r.stamp_ns)},{state},{r.n_keypoints},{r.n_tracked},{r.ms:.2f}\n'
-
-
-STATUS_HEADER = ','.join(STATUS_COLUMNS) + '\n'
 
 
 def output_state(result: TrackResult, T_wc: np.ndarray | None) -> str:
