@@ -4,13 +4,16 @@ the ground-truth poses (no alignment: the model is in their frame).
 
 ``--data 7scenes`` (default): 7-Scenes redkitchen (../shared/data), training frames 0-349, queries 350-499 (the
 dev split of issue P7). ``--data synthetic``: a synthetic scene generated here (``rapnet-loc synth``; by default
-home, 2 sequences of 300 frames at 640x480 on ``loop`` paths, so that sequence 2 drives through space sequence 1
-saw, no people and no other challenge), trained on sequence 1, queries every frame of sequence 2. ``--model``
+home, 2 sequences of 600 frames at 640x480 on ``loop`` paths, no people and no other challenge), trained on
+sequence 1, queries every frame of sequence 2. Sequence 2 starts on sequence 1's path and drives laps of its own;
+600 frames (20 s) make sequence 1 close its lap, so that every frame of sequence 2 sees part of the surface
+sequence 1 mapped. With 300 frames a quarter of sequence 2 saw none of it (BENCHMARKS.md, session 23). ``--model``
 skips training. Several ``--steps`` values train once, in turn (each resumes the previous one: the same batches and
 draws as a run of that length from the start), and localize the queries with the model of each.
 ``--voting min_segment=3,10 reprojection_px=6`` also localizes with each of those values alone, on top of the
 defaults or of ``--voting-base KEY=V ...``.
 
+Synthetic runs first print how much of the surface each query frame sees was mapped by the training frames.
 Prints the training time and final losses, the share of queries localized, the median and p90 errors of the
 localized ones, the share of all queries within 5 cm / 5 deg, and the time per frame (network, voting, PnP).
 
@@ -26,12 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench_localize import DATA, print_errors
 from rapnet_loc.io.source import open_source
 from rapnet_loc.landmarks import Scene, create_estimator
-from rapnet_loc.landmarks.train import VSNetTrainConfig, train_vsnet
+from rapnet_loc.landmarks.network import VSNet
+from rapnet_loc.landmarks.surface import build_landmarks
+from rapnet_loc.landmarks.train import VSNetTrainConfig, targets, train_vsnet, training_images
 from rapnet_loc.landmarks.voting import VotingConfig
 from rapnet_loc.slam.run import localize_frames
 from rapnet_loc.synth import Challenges, generate
@@ -49,6 +55,22 @@ def synthetic_folder(out: Path, args: argparse.Namespace) -> Path:
                        progress=False, path=args.path)
     write_training_folder(summary.bags, out / 'frames', progress=False)
     return out / 'frames'
+
+
+def coverage(folder: Path, train_frames: str, query_frames: str) -> None:
+    """Print how much of what each query frame sees was mapped: the share of its pixels with depth whose surface
+    belongs to a landmark patch of the training frames (the targets ``train-vsnet`` renders), every 3rd query."""
+    cfg = VSNetTrainConfig(str(folder), '', frames=train_frames)
+    landmarks = build_landmarks(training_images(cfg, False), cfg.voxel, cfg.seed_resolution, cfg.min_points,
+                                cfg.depth_max)
+    shares = []
+    for image in training_images(VSNetTrainConfig(str(folder), '', frames=query_frames, stride=3), False):
+        labels, _ = targets(landmarks, image, VSNet.stride)
+        seen = image.depth[::VSNet.stride, ::VSNet.stride][:labels.shape[0], :labels.shape[1]] > 0
+        shares.append((labels > 0).sum() / max(seen.sum(), 1))
+    shares = np.array(shares)
+    print(f'  queries\' view of the mapped surface: median {np.median(shares):.0%}, 10th percentile '
+          f'{np.percentile(shares, 10):.0%}; {np.mean(shares < 0.2):.0%} of the queries see under 20 % of it')
 
 
 def voting_grid(items: list[str], base: list[str]) -> list[dict]:
@@ -91,7 +113,7 @@ def main() -> None:
     parser.add_argument('--image-width', type=int, default=VSNetTrainConfig.image_width)
     parser.add_argument('--seed-resolution', type=float, default=VSNetTrainConfig.seed_resolution)
     parser.add_argument('--scene', default='home', help='synthetic scene layout')
-    parser.add_argument('--frames', type=int, default=300, help='frames per synthetic sequence')
+    parser.add_argument('--frames', type=int, default=600, help='frames per synthetic sequence')
     parser.add_argument('--seed', type=int, default=0, help='synthetic scene seed')
     parser.add_argument('--path', choices=PATH_STYLES, default='loop', help='synthetic robot path style')
     parser.add_argument('--people', type=int, default=0, help='walking people per synthetic sequence')
@@ -115,6 +137,7 @@ def main() -> None:
         else:
             folder = synthetic_folder(work, args)
             train_frames, query_frames = f'0:{args.frames - 1}', f'{args.frames}:{2 * args.frames - 1}'
+            coverage(folder, train_frames, query_frames)
         print(f'{platform.processor() or platform.machine()} ({len(os.sched_getaffinity(0))} cores): {args.data} '
               f'{folder.name}, training frames {train_frames}, queries {query_frames}')
         print(f'  command: {sys.executable} {" ".join(sys.argv)}')
