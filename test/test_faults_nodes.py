@@ -133,3 +133,16 @@ def test_a_bad_map_or_a_full_disk_is_reported_and_nothing_saved_is_lost(running,
     wait_for(lambda: inputs.processed(6), 30, 'tracking to go on after the failed save')
     node.set_parameters([Parameter('map_out', value=str(tmp_path / 'saved.map'))])
     assert inputs.call('save_map').success
+
+
+def test_throttled_and_plain_rejections_both_log(running, capfd):
+    """rclpy fixes a logging call site's filters at its first call: a throttled warning and a plain one from the
+    same place raised ValueError in the subscription callback (the executor then stopped)."""
+    node, _ = running
+    node.reject('unpaired', 'throttled', throttle_s=5.0)
+    node.reject('bad_input', 'plain')
+    node.reject('unpaired', 'throttled again', throttle_s=5.0)
+    node.reject('bad_input', 'plain again')
+    assert node.rejected['unpaired'] == 2 and node.rejected['bad_input'] == 2
+    err = capfd.readouterr().err
+    assert 'plain again' in err and 'throttled again' not in err

@@ -68,8 +68,11 @@ class RapnetNode(Node):
     def reject(self, reason: str, message: str, count: int = 1, throttle_s: float = 0.0) -> None:
         """Count ``count`` discarded inputs and log it (at most once per ``throttle_s`` seconds when given)."""
         self.rejected[reason] += count
-        self.get_logger().warning(f'{message} [{reason}: {self.rejected[reason]} so far]',
-                                  **({'throttle_duration_sec': throttle_s} if throttle_s else {}))
+        text = f'{message} [{reason}: {self.rejected[reason]} so far]'
+        if throttle_s:
+            self.get_logger().warning(text, throttle_duration_sec=throttle_s)
+        else:       # rclpy fixes the severity and filters of a logging call site at its first call
+            self.get_logger().warning(text)
 
     def _dropped(self, item: Any) -> None:
         self.reject('dropped', f'processing is slower than the input: dropped the oldest queued input '
