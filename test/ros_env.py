@@ -27,7 +27,10 @@ from std_msgs.msg import Header
 
 from rapnet_loc.io.bag import BagReader
 from rapnet_loc.io.images import encode_image
+from rapnet_loc.nodes import qos
 from rapnet_loc.nodes.convert import to_stamp
+from rapnet_loc.nodes.feature_node import IMAGE_TOPIC
+from rapnet_loc.nodes.frontend_node import CAMERA_INFO_TOPIC, DEPTH_TOPIC
 
 
 @contextlib.contextmanager
@@ -178,3 +181,11 @@ def depth_msg(stamp: int, width: int = 320, height: int = 240, metres: np.ndarra
     if metres is not None:
         return image_msg(metres.astype(np.float32), stamp, '32FC1')
     return image_msg(np.full((height, width), 1500, np.uint16), stamp, '16UC1')
+
+
+def frontend_publishers(node: Node) -> tuple:
+    """Publishers of ``node`` on the front end's inputs (the defaults of ``rapnet_loc.nodes.frontend_node``): colour
+    (``feature_node``'s image topic, for ``extract_in_process``), depth and the latched camera info."""
+    return (node.create_publisher(Image, IMAGE_TOPIC, qos.RELIABLE),
+            node.create_publisher(Image, DEPTH_TOPIC, qos.RELIABLE),
+            node.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos.LATCHED))

@@ -10,16 +10,14 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_env import (Recorder, camera_info_msg, depth_msg, graph, image_msg, ros_context,  # noqa: F401
-                     textured_image, wait_for)
+from ros_env import (Recorder, camera_info_msg, depth_msg, frontend_publishers, graph,  # noqa: F401
+                     image_msg, ros_context, textured_image, wait_for)
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from rapnet_loc.nodes import qos
 from rapnet_loc.nodes.convert import stamp_ns
-from rapnet_loc.nodes.feature_node import IMAGE_TOPIC
-from rapnet_loc.nodes.frontend_node import CAMERA_INFO_TOPIC, DEPTH_TOPIC, FrontendNode
+from rapnet_loc.nodes.frontend_node import FrontendNode
 from rapnet_loc.nodes.sync import ApproxSync
 
 T0 = 1_700_000_000 * 10**9
@@ -49,9 +47,7 @@ def running(graph, tmp_path):
         Parameter('camera_to_base', value=[0.2, 0.0, 0.9, -0.5, 0.5, -0.5, 0.5])]))
     test = graph.node('faults_test')
     rec = Recorder(test, {'/diagnostics': (DiagnosticArray, qos.RELIABLE)})
-    color = test.create_publisher(Image, IMAGE_TOPIC, qos.RELIABLE)
-    depth = test.create_publisher(Image, DEPTH_TOPIC, qos.RELIABLE)
-    info = test.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos.LATCHED)
+    color, depth, info = frontend_publishers(test)
     wait_for(lambda: node.main_sub.get_publisher_count() and node.depth_sub.get_publisher_count(), 20, 'discovery')
     info.publish(camera_info_msg())
     wait_for(lambda: node.camera is not None, 20, 'camera info')

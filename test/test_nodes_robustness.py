@@ -11,15 +11,13 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_env import (Recorder, camera_info_msg, depth_msg, graph, image_msg, ros_context,  # noqa: F401
-                     textured_image, wait_for)
+from ros_env import (Recorder, camera_info_msg, depth_msg, frontend_publishers, graph,  # noqa: F401
+                     image_msg, ros_context, textured_image, wait_for)
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image
 
 from rapnet_loc.nodes import qos
 from rapnet_loc.nodes.convert import stamp_ns, to_stamp
-from rapnet_loc.nodes.feature_node import IMAGE_TOPIC
-from rapnet_loc.nodes.frontend_node import CAMERA_INFO_TOPIC, DEPTH_TOPIC, FrontendNode
+from rapnet_loc.nodes.frontend_node import FrontendNode
 from rapnet_loc.slam.map_io import load_map
 
 T0 = 1_700_000_000 * 10**9
@@ -32,9 +30,7 @@ def test_bad_input_is_logged_and_the_front_end_keeps_running(graph, capfd):
         Parameter('camera_to_base', value=[0.2, 0.0, 0.9, -0.5, 0.5, -0.5, 0.5])]))
     test = graph.node('robustness_test')
     rec = Recorder(test, {'/diagnostics': (DiagnosticArray, qos.RELIABLE)})
-    color = test.create_publisher(Image, IMAGE_TOPIC, qos.RELIABLE)
-    depth = test.create_publisher(Image, DEPTH_TOPIC, qos.RELIABLE)
-    info = test.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos.LATCHED)
+    color, depth, info = frontend_publishers(test)
     wait_for(lambda: node.main_sub.get_publisher_count() and node.depth_sub.get_publisher_count(), 20, 'discovery')
     rgb = textured_image(5)
 
@@ -102,9 +98,7 @@ def test_a_signal_ends_the_front_end_node_cleanly_and_saves_its_map(graph, tmp_p
     try:
         test = graph.node('signal_test')
         rec = Recorder(test, {'/diagnostics': (DiagnosticArray, qos.RELIABLE)})
-        color = test.create_publisher(Image, IMAGE_TOPIC, qos.RELIABLE)
-        depth = test.create_publisher(Image, DEPTH_TOPIC, qos.RELIABLE)
-        info = test.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos.LATCHED)
+        color, depth, info = frontend_publishers(test)
         wait_for(lambda: color.get_subscription_count() and depth.get_subscription_count(), 60, 'the node to start')
         info.publish(camera_info_msg())
         rgb, i = textured_image(5), 0
