@@ -81,7 +81,8 @@ def voting_grid(items: list[str], base: list[str]) -> list[dict]:
         if key not in VotingConfig.__dataclass_fields__ or not values:
             raise SystemExit(f'--voting takes KEY=V1,V2,... with KEY one of '
                              f'{", ".join(VotingConfig.__dataclass_fields__)}, got {item!r}')
-        return key, [type(getattr(VotingConfig, key))(value) for value in values.split(',')]
+        kind = type(getattr(VotingConfig, key))
+        return key, [value.lower() in ('true', '1') if kind is bool else kind(value) for value in values.split(',')]
 
     start = dict(map(parse, base))
     if multiple := [key for key, values in start.items() if len(values) != 1]:

@@ -83,6 +83,12 @@ def test_intersect_votes_finds_the_landmarks_and_drops_unsupported_segments(voti
     assert errors.max() < 0.5, errors
     assert found.points.dtype == np.float64 and found.votes[-1] == cfg.min_votes
     assert np.all(found.votes[:-1] > 0.3 * np.bincount(segment.numpy())[found.ids[:-1]])
+    # information: the sum of I - v v^T over the refining votes (trace: one per vote); landmark 7 lies 25 px left of
+    # its segment, so its votes fix it far better across them (y) than along them (x)
+    assert np.allclose(np.trace(found.information, axis1=1, axis2=2), found.votes)
+    assert np.allclose(found.information, found.information.transpose(0, 2, 1))
+    info_7 = found.information[found.ids == 7][0]
+    assert info_7[1, 1] > 5 * info_7[0, 0]
     small = intersect_votes(xy, votes, segment, VotingConfig(min_segment=10), torch.Generator().manual_seed(0))
     assert 24 in small.ids and np.allclose(small.points[small.ids == 24], [141, 61], atol=1e-3)
 
@@ -112,6 +118,8 @@ def test_config_is_validated():
         VotingConfig(min_votes=1)
     with pytest.raises(ConfigError, match='hypotheses'):
         VotingConfig(hypotheses=2.5)
+    with pytest.raises(ConfigError, match='vote_information must be true or false'):
+        VotingConfig(vote_information='yes')
 
 
 @pytest.fixture(scope='module')
@@ -147,6 +155,13 @@ def test_solve_pose_recovers_the_pose_despite_outliers(correspondences):
     assert eigenvalues.min() > 0 and np.sqrt(eigenvalues.max()) < 0.01  # metres and radians
     weighted = solve_pose(uv, points_w, K, cfg, weights=np.full(len(uv), 7.0))
     assert np.allclose(weighted.T_wc, est.T_wc) and np.allclose(weighted.covariance, cov)
+    # information matrices: 3 * I is the scalar 3; a matrix that is not positive definite drops its correspondence
+    eyes = np.repeat(3 * np.eye(2)[None], len(uv), 0)
+    assert np.allclose(solve_pose(uv, points_w, K, cfg, weights=eyes).T_wc, est.T_wc)
+    eyes[np.flatnonzero(outlier)] = [[1.0, 2.0], [2.0, 1.0]]
+    assert solve_pose(uv, points_w, K, cfg, weights=eyes).inliers == est.inliers
+    eyes[np.flatnonzero(~outlier)[:-8]] = np.nan
+    assert solve_pose(uv, points_w, K, cfg, weights=eyes) is None
     with_nan = solve_pose(np.r_[uv, [[np.nan, 1.0]]], np.r_[points_w, [[0.0, 0.0, 1.0]]], K, cfg)
     assert with_nan is not None and np.allclose(with_nan.T_wc, est.T_wc)
 

@@ -3,22 +3,25 @@ id) votes, pixel by pixel, for the direction of its landmark's projection; the v
 position per landmark, and the 2-D/3-D landmark correspondences give the camera pose.
 
 Vote intersection (per segment, as in VS-Net / PVNet): RANSAC over ``hypotheses`` intersections of the rays
-``p_i + t v_i`` of random pixel pairs of the segment (both rays must point towards the intersection; near-parallel
-pairs give no hypothesis); a pixel supports a hypothesis ``h`` when the cosine between its vote and ``h - p_i``
-exceeds ``inlier_cos``. The best-supported hypothesis is refined by the least-squares intersection (minimum sum of
-squared perpendicular distances, ``sum(I - v v^T) x = sum(I - v v^T) p``) of the votes that support it and whose
-ray passes within ``refine_px`` of it, twice (the second time around the first intersection); a landmark with fewer
-than ``min_votes`` such votes is dropped. The support test matters for pixels near the landmark: any ray from a
-pixel within ``refine_px`` passes within ``refine_px``, so the distance alone would let wrong votes (outliers)
-near the landmark bias it by pixels.
+``p_i + t v_i`` of random pixel pairs of the segment (both rays must point towards the intersection; near-parallel pairs
+give no hypothesis); a pixel supports a hypothesis ``h`` when the cosine between its vote and ``h - p_i`` exceeds
+``inlier_cos``. The best-supported hypothesis is refined by the least-squares intersection (minimum sum of squared
+perpendicular distances, ``sum(I - v v^T) x = sum(I - v v^T) p``) of the votes that support it and whose ray passes
+within ``refine_px`` of it, twice (the second time around the first intersection); a landmark with fewer than
+``min_votes`` such votes is dropped. The sum of the refining votes' ``I - v v^T`` is the information matrix of the
+intersection (its inverse covariance, up to the votes' common variance): votes from all sides fix a landmark in
+every direction, nearly parallel ones only across them. The support test matters for pixels near the landmark: any
+ray from a pixel within ``refine_px`` passes within ``refine_px``, so the distance alone would let wrong votes
+(outliers) near the landmark bias it by pixels.
 
 Everything runs in torch on the device of the inputs, for all segments at once: pixels are sorted by segment, every
 pixel is tested against the hypotheses of its own segment (a gather) and the support of each hypothesis is summed per
 segment with ``index_add_``. The work is ``pixels x hypotheses`` and is done in chunks of hypotheses to bound memory.
 
 Pose: RANSAC PnP (OpenCV, EPnP minimal solver) with a ``reprojection_px`` threshold, then the repository's
-Gauss-Newton pose refinement (``rapnet_loc.slam.optimizer.optimize_pose``) on the RANSAC inliers, and the covariance
-of the residuals (``pose_covariance``).
+Gauss-Newton pose refinement (``rapnet_loc.slam.optimizer.optimize_pose``) on the RANSAC inliers, each landmark
+weighted by the information of its intersection (``vote_information``), and the covariance of the residuals
+(``pose_covariance``).
 """
 from __future__ import annotations
 
@@ -60,6 +63,7 @@ _RULES = (
     ('reprojection_px', 'a number > 0', lambda v: _is_real(v) and v > 0),
     ('pnp_iterations', 'an integer >= 1', lambda v: _is_int(v) and v >= 1),
     ('min_correspondences', 'an integer >= 4', lambda v: _is_int(v) and v >= 4),
+    ('vote_information', 'true or false', lambda v: isinstance(v, (bool, np.bool_))),
 )
 
 
@@ -82,6 +86,8 @@ class VotingConfig:
         pnp_iterations: RANSAC PnP iterations.
         min_correspondences: no pose with fewer landmarks, or fewer inliers (10, chosen with ``inlier_cos`` on
             the dev split: the looser votes find more landmarks, and 10 keeps wrong poses out).
+        vote_information: weigh each landmark in the pose refinement by the information matrix of its vote
+            intersection (``LandmarkVotes.information``); false: all landmarks alike.
     """
 
     hypotheses: int = 256
@@ -92,6 +98,7 @@ class VotingConfig:
     reprojection_px: float = 10.0
     pnp_iterations: int = 2000
     min_correspondences: int = 10
+    vote_information: bool = True
 
     def __post_init__(self) -> None:
         for name, rule, ok in _RULES:
@@ -107,11 +114,14 @@ class LandmarkVotes:
         ids: (L,) int64 landmark ids, ascending.
         points: (L, 2) float64 pixel positions (x, y) of the landmarks (may lie outside the image).
         votes: (L,) int64 number of votes of each least-squares intersection.
+        information: (L, 2, 2) float64 information matrix of each intersection: the sum of ``I - v v^T`` over
+            its votes v (pixels^-2, for votes of unit variance).
     """
 
     ids: np.ndarray
     points: np.ndarray
     votes: np.ndarray
+    information: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -161,10 +171,10 @@ def _support(p: torch.Tensor, v: torch.Tensor, label: torch.Tensor, h: torch.Ten
 
 
 def _refine(p: torch.Tensor, v: torch.Tensor, label: torch.Tensor, centre: torch.Tensor, found: torch.Tensor,
-            cfg: VotingConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            cfg: VotingConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Least-squares intersection (L, 2) of the votes (p, v: (M, 2) float64) of each segment that support
-    ``centre`` (L, 2) and whose ray passes within ``refine_px`` of it, their number (L,), and (L,) bool: solvable
-    (``found`` and the rays not all parallel)."""
+    ``centre`` (L, 2) and whose ray passes within ``refine_px`` of it, their number (L,), their information
+    matrices (L, 2, 2) and (L,) bool: solvable (``found`` and the rays not all parallel)."""
     diff = centre[label] - p
     use = ((diff * v).sum(1) > cfg.inlier_cos * torch.linalg.vector_norm(diff, dim=1)) \
         & (_cross(v, diff).abs() <= cfg.refine_px) & found[label]
@@ -177,7 +187,7 @@ def _refine(p: torch.Tensor, v: torch.Tensor, label: torch.Tensor, centre: torch
     safe = torch.where(well, det, torch.ones_like(det))
     points = torch.stack([A[:, 1, 1] * b[:, 0] - A[:, 0, 1] * b[:, 1],
                           A[:, 0, 0] * b[:, 1] - A[:, 1, 0] * b[:, 0]], dim=1) / safe[:, None]
-    return points, torch.bincount(index, minlength=n), well & torch.isfinite(points).all(1)
+    return points, torch.bincount(index, minlength=n), A, well & torch.isfinite(points).all(1)
 
 
 @torch.no_grad()
@@ -218,23 +228,36 @@ def intersect_votes(xy: torch.Tensor, votes: torch.Tensor, segment: torch.Tensor
     well = support.gather(1, best[:, None])[:, 0] >= 0
     p, v = p.double(), v.double()
     for _ in range(REFINE_ROUNDS):
-        points, n_votes, well = _refine(p, v, label, points, well, cfg)
+        points, n_votes, information, well = _refine(p, v, label, points, well, cfg)
     keep = (n_votes >= cfg.min_votes) & well
     return LandmarkVotes(ids[keep].cpu().numpy().astype(np.int64), points[keep].cpu().numpy(),
-                         n_votes[keep].cpu().numpy().astype(np.int64))
+                         n_votes[keep].cpu().numpy().astype(np.int64), information[keep].cpu().numpy())
+
+
+def _positive(w: np.ndarray) -> np.ndarray:
+    """(L,) bool: finite and positive weights (L,), or finite positive definite matrices (L, 2, 2)."""
+    if w.ndim == 1:
+        return np.isfinite(w) & (w > 0)
+    if w.ndim != 3 or w.shape[1:] != (2, 2):
+        raise ValueError(f'weights must be (L,) or (L, 2, 2), got {w.shape}')
+    finite = np.isfinite(w).all((1, 2))
+    safe = np.where(finite[:, None, None], w, 0.0)
+    return finite & (safe[:, 0, 0] > 0) & (safe[:, 0, 0] * safe[:, 1, 1] - safe[:, 0, 1] * safe[:, 1, 0] > 0)
 
 
 def solve_pose(points_2d: np.ndarray, points_3d: np.ndarray, K: np.ndarray, cfg: VotingConfig,
                weights: np.ndarray | None = None) -> PoseEstimate | None:
     """Camera pose from 2-D/3-D landmark correspondences (module doc).
 
-    Correspondences with a non-finite coordinate or weight, or a weight <= 0, are ignored. The refinement re-tests
-    every RANSAC inlier: one stays an inlier while its (weighted) reprojection error is within ``reprojection_px``.
+    Correspondences with a non-finite coordinate or weight, or a weight that is not positive (definite), are
+    ignored. The refinement re-tests every RANSAC inlier: one stays an inlier while its (weighted) reprojection
+    error is within ``reprojection_px``; weights are scaled to a mean of 1 (mean half trace for matrices), so that
+    the threshold holds for a correspondence of average weight.
 
     Args:
         points_2d: (L, 2) undistorted pixel positions; points_3d: (L, 3) world positions; K: (3, 3) intrinsics.
-        weights: (L,) relative confidence (information) of each correspondence, e.g. its vote count; only ratios
-            matter. None: all equal.
+        weights: (L,) relative confidence (information) of each correspondence, or (L, 2, 2) information matrices
+            of the 2-D positions (``LandmarkVotes.information``); only ratios matter. None: all equal.
     Returns:
         the pose (covariance from the residuals of the inliers), or None with fewer than ``min_correspondences``
         correspondences or inliers, when the inliers' 3-D points are collinear (pose not determined) or when
@@ -242,8 +265,8 @@ def solve_pose(points_2d: np.ndarray, points_3d: np.ndarray, K: np.ndarray, cfg:
     """
     points_2d = np.asarray(points_2d, dtype=np.float64).reshape(-1, 2)
     points_3d = np.asarray(points_3d, dtype=np.float64).reshape(-1, 3)
-    w = np.ones(len(points_2d)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
-    finite = np.isfinite(points_2d).all(1) & np.isfinite(points_3d).all(1) & np.isfinite(w) & (w > 0)
+    w = np.ones(len(points_2d)) if weights is None else np.asarray(weights, dtype=np.float64)
+    finite = np.isfinite(points_2d).all(1) & np.isfinite(points_3d).all(1) & _positive(w)
     points_2d, points_3d, w = points_2d[finite], points_3d[finite], w[finite]
     if len(points_2d) < cfg.min_correspondences:
         return None
@@ -261,7 +284,7 @@ def solve_pose(points_2d: np.ndarray, points_3d: np.ndarray, K: np.ndarray, cfg:
     T_cw[:3, :3] = cv2.Rodrigues(rvec)[0]
     T_cw[:3, 3] = tvec.reshape(3)
     camera = Camera.from_info(CameraInfo(0, 0, K))  # the image size is not used by the residuals
-    info = w[inliers] / w[inliers].mean()
+    info = w[inliers] / (w[inliers].mean() if w.ndim == 1 else np.trace(w[inliers], axis1=1, axis2=2).mean() / 2)
     no_depth = np.full(len(inliers), np.nan)
     result = optimize_pose(T_cw, points_3d[inliers], points_2d[inliers], no_depth,
                            info * CHI2_MONO / cfg.reprojection_px ** 2, camera)

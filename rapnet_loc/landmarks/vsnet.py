@@ -5,8 +5,10 @@ image with a scene landmark (nearest prototype by cosine of its embedding) and v
 landmark's projection. Per landmark, the votes are intersected with RANSAC (``voting.intersect_votes``): segments
 under ``min_segment`` pixels and landmarks left with fewer than ``min_votes`` consistent votes are dropped. The
 2-D / 3-D landmark pairs give the pose by RANSAC-PnP (EPnP, ``reprojection_px`` at the camera's resolution,
-``pnp_iterations``), refined on its inliers, with a covariance from the residuals (``voting.solve_pose``); fewer
-than ``min_correspondences`` pairs or inliers is "no pose". Depth is not used: query images are RGB only.
+``pnp_iterations``), refined on its inliers (each weighted by the information of its vote intersection, taken in
+distorted pixels: the distortion changes it little over one landmark), with a covariance from the residuals
+(``voting.solve_pose``); fewer than ``min_correspondences`` pairs or inliers is "no pose". Depth is not used: query
+images are RGB only.
 
 The ``model`` option is a file path or the name of a model in ``models/`` (``NAME`` for ``models/NAME.pt``). The
 image is shrunk to the model's training width; the query camera's intrinsics (``Scene.camera``) turn the landmark
@@ -33,7 +35,7 @@ from rapnet_loc.io.types import RGBDFrame
 from rapnet_loc.landmarks.base import PoseEstimate, PoseEstimator, Scene, register
 from rapnet_loc.landmarks.network import VSNet
 from rapnet_loc.landmarks.train import MODEL_FORMAT, MODEL_VERSION, grid_shape, image_size, network_input
-from rapnet_loc.landmarks.voting import VotingConfig, intersect_votes, solve_pose
+from rapnet_loc.landmarks.voting import LandmarkVotes, VotingConfig, intersect_votes, solve_pose
 from rapnet_loc.rapnet.weights import model_dirs
 from rapnet_loc.slam.camera import Camera
 from rapnet_loc.slam.map import Map
@@ -157,9 +159,9 @@ class VSNetEstimator(PoseEstimator):
         self.last_landmarks = 0
 
     @torch.inference_mode()
-    def landmark_points(self, color: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Landmark ids (L,) and their (L, 2) pixel positions in ``color`` (H, W, 3) uint8 RGB (pixel centres at
-        integer coordinates; positions may lie outside the image)."""
+    def landmark_votes(self, color: np.ndarray) -> LandmarkVotes:
+        """The landmarks found in ``color`` (H, W, 3) uint8 RGB: ids, pixel positions in ``color`` (pixel centres at
+        integer coordinates; positions may lie outside the image) and their information matrices."""
         h0, w0 = color.shape[:2]
         size = image_size(w0, h0, self.model.image_width)
         stride = self.model.net.stride
@@ -173,12 +175,13 @@ class VSNetEstimator(PoseEstimator):
         xy = (torch.stack([cols, rows], -1).reshape(-1, 2) + 0.5) * scale - 0.5
         unit = torch.nn.functional.normalize(votes.reshape(2, -1).T, dim=1)
         generator = torch.Generator().manual_seed(int(self.conf['seed']))
-        found = intersect_votes(xy, unit, labels[0].reshape(-1), self.voting, generator)
-        return np.asarray(found.ids, np.int64), np.asarray(found.points, np.float64)
+        return intersect_votes(xy, unit, labels[0].reshape(-1), self.voting, generator)
 
     def estimate(self, rgbd: RGBDFrame) -> PoseEstimate | None:
-        ids, uv = self.landmark_points(rgbd.color)
-        self.last_landmarks = len(ids)
-        if len(ids) == 0:
+        found = self.landmark_votes(rgbd.color)
+        self.last_landmarks = len(found)
+        if len(found) == 0:
             return None
-        return solve_pose(self.camera.undistort(uv), self.model.landmarks[ids - 1], self.camera.K, self.voting)
+        weights = found.information if self.voting.vote_information else None
+        return solve_pose(self.camera.undistort(found.points), self.model.landmarks[found.ids - 1], self.camera.K,
+                          self.voting, weights)

@@ -4,7 +4,9 @@ adjustment (``Optimizer::LocalBundleAdjustment``) and their residual model.
 Measurements: a keypoint ``(u, v)`` matched to a map point, plus, when the keypoint has depth, ORB-SLAM2's
 virtual right coordinate ``u_right = u - bf / z``; the residual is ``observed - projected`` (3 rows, or 2 for a
 keypoint without depth), weighted by ``inv_sigma2 = 1 / scale(level)**2``. Outliers are classified by the
-chi-square test at 95 % (5.991 for 2 dof, 7.815 for 3 dof).
+chi-square test at 95 % (5.991 for 2 dof, 7.815 for 3 dof). Pose-only optimisation also takes a full 2 x 2
+information matrix per observation without depth (an anisotropic uncertainty, such as that of a landmark found by
+intersecting votes, ``rapnet_loc.landmarks.voting``).
 
 Solver: a compact Gauss-Newton on se(3) with analytic Jacobians and a Huber kernel applied by iteratively
 reweighted least squares. The problem has 6 unknowns and a few hundred residuals and runs two or three times per
@@ -129,6 +131,36 @@ def chi2_thresholds(u_right: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(u_right), CHI2_MONO, CHI2_STEREO)
 
 
+def _information(inv_sigma2: np.ndarray) -> np.ndarray:
+    """(M,) scalar information as given, or (M, 2, 2) matrices of (u, v) padded to (M, 3, 3) (the right
+    coordinate gets none: matrices are for observations without depth)."""
+    info = np.asarray(inv_sigma2, dtype=np.float64)
+    if info.ndim == 1:
+        return info
+    if info.ndim != 3 or info.shape[1:] != (2, 2):
+        raise ValueError(f'information must be (M,) or (M, 2, 2), got {info.shape}')
+    padded = np.zeros((len(info), 3, 3))
+    padded[:, :2, :2] = info
+    return padded
+
+
+def _scaled(info: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Information (M,) or (M, 3, 3) times a factor (M,) per observation."""
+    return info * factor.reshape((-1,) + (1,) * (info.ndim - 1))
+
+
+def _chi2(e: np.ndarray, info: np.ndarray) -> np.ndarray:
+    """(M,) squared errors ``e^T info e`` of residuals e (M, 3) under information (M,) or (M, 3, 3)."""
+    if info.ndim == 1:
+        return info * (e * e).sum(1)
+    return np.einsum('mi,mij,mj->m', e, info, e)
+
+
+def _weighted_jacobian(J: np.ndarray, info: np.ndarray) -> np.ndarray:
+    """(3M, 6) ``info @ J`` for Jacobians J (M, 3, 6) and information (M,) or (M, 3, 3), rows flattened."""
+    return (J * info[:, None, None] if info.ndim == 1 else info @ J).reshape(-1, 6)
+
+
 def huber_weights(chi2: np.ndarray, delta2: np.ndarray) -> np.ndarray:
     """(M,) IRLS weights of the Huber kernel with threshold ``sqrt(delta2)`` for squared errors ``chi2``."""
     return np.where(chi2 <= delta2, 1.0, np.sqrt(delta2 / np.maximum(chi2, 1e-300)))
@@ -159,11 +191,13 @@ def optimize_pose(T_cw: np.ndarray, points_w: np.ndarray, uv: np.ndarray, u_righ
     Args:
         T_cw: (4, 4) initial world-to-camera pose.
         points_w: (M, 3) map points; uv: (M, 2) matched undistorted keypoints; u_right: (M,) right coordinates
-            (NaN for keypoints without depth); inv_sigma2: (M,) information of each keypoint.
+            (NaN for keypoints without depth); inv_sigma2: (M,) information of each keypoint, or (M, 2, 2)
+            information matrices of (u, v) for observations without depth.
     Returns:
         ``PoseResult``; with fewer than 3 observations the pose is returned unchanged and all are outliers.
     """
     m = len(points_w)
+    inv_sigma2 = _information(inv_sigma2)
     T = np.asarray(T_cw, dtype=np.float64).copy()
     threshold = chi2_thresholds(u_right)
     if m < 3:
@@ -179,13 +213,13 @@ def optimize_pose(T_cw: np.ndarray, points_w: np.ndarray, uv: np.ndarray, u_righ
             if front.sum() < 3:
                 break
             e, d_proj = project_residuals(points_c, obs_uv, obs_ur, camera)
-            w = np.where(front, info, 0.0)
+            w = _scaled(info, front.astype(np.float64))
             if round_ < ROBUST_ROUNDS:
-                w = w * huber_weights(w * (e * e).sum(1), th)
-            J = pose_jacobian(points_c, d_proj).reshape(-1, 6)
-            Jw = J * np.repeat(w, 3)[:, None]
+                w = _scaled(w, huber_weights(_chi2(e, w), th))
+            J = pose_jacobian(points_c, d_proj)
+            Jw = _weighted_jacobian(J, w)
             try:
-                delta = np.linalg.solve(Jw.T @ J, Jw.T @ e.reshape(-1))
+                delta = np.linalg.solve(Jw.T @ J.reshape(-1, 6), Jw.T @ e.reshape(-1))
             except np.linalg.LinAlgError:
                 break
             T = retract(T, delta)
@@ -195,7 +229,7 @@ def optimize_pose(T_cw: np.ndarray, points_w: np.ndarray, uv: np.ndarray, u_righ
         front = points_c[:, 2] > 1e-6
         chi2 = np.full(m, np.inf)
         e, _ = project_residuals(points_c[front], uv[front], u_right[front], camera, with_jacobian=False)
-        chi2[front] = inv_sigma2[front] * (e * e).sum(1)
+        chi2[front] = _chi2(e, inv_sigma2[front])
         inliers = chi2 <= threshold
     return PoseResult(orthonormalize(T), inliers, chi2)
 
@@ -230,18 +264,19 @@ def pose_covariance(T_cw: np.ndarray, points_w: np.ndarray, uv: np.ndarray, u_ri
     Args:
         T_cw: (4, 4) world-to-camera pose.
         points_w: (n, 3) world points; uv: (n, 2) their observed undistorted pixels; u_right: (n,) right
-            coordinates (NaN for monocular observations); inv_sigma2: (n,) information of each observation.
+            coordinates (NaN for monocular observations); inv_sigma2: (n,) information of each observation, or (n, 2, 2)
+            information matrices of (u, v) for observations without depth.
     """
     points_c = points_w @ T_cw[:3, :3].T + T_cw[:3, 3]
     e, d_proj = project_residuals(points_c, uv, u_right, camera)
     rows = np.where(np.isnan(u_right), 2, 3)
-    w = np.repeat(inv_sigma2, 3)
-    J = pose_jacobian(points_c, d_proj).reshape(-1, 6)
+    info = _information(inv_sigma2)
+    J = pose_jacobian(points_c, d_proj)
     dof = int(rows.sum()) - 6
     try:
         if len(points_w) < 3 or dof <= 0:
             raise np.linalg.LinAlgError
-        step_cov = np.linalg.inv((J * w[:, None]).T @ J) * float((w * e.reshape(-1) ** 2).sum() / dof)
+        step_cov = np.linalg.inv(_weighted_jacobian(J, info).T @ J.reshape(-1, 6)) * float(_chi2(e, info).sum() / dof)
     except np.linalg.LinAlgError:
         return np.diag(np.full(6, np.inf))
     R_wc = T_cw[:3, :3].T
