@@ -51,13 +51,50 @@ TOPICS = {IMAGE_TOPIC: Image, DEPTH_TOPIC: Image, CAMERA_INFO_TOPIC: CameraInfo,
           ODOM_TOPIC: Odometry}
 
 
+def start_nodes(frontend_params: dict[str, str], log_level: str = 'error',
+                log_dir: Path | None = None) -> list[subprocess.Popen]:
+    """``feature_node`` and ``frontend_node`` as processes on this process's DDS domain (``ros_session``), with the
+    OpenLORIS preset and ``frontend_params`` (name: value as ``-p`` takes it) on top; their output goes to
+    ``log_dir/NAME.log`` when given."""
+    env = {**os.environ, 'ROS_DOMAIN_ID': str(1 + os.getpid() % 100), 'PYTHONUNBUFFERED': '1'}
+    args = ['--ros-args', '--params-file', str(PRESET), '--log-level', log_level]
+    extra = [item for name, value in frontend_params.items() for item in ('-p', f'{name}:={value}')]
+    nodes = []
+    for name, more in (('feature_node', []), ('frontend_node', extra)):
+        log = open(log_dir / f'{name}.log', 'w') if log_dir else None
+        nodes.append(subprocess.Popen([sys.executable, '-m', f'rapnet_loc.nodes.{name}', *args, *more], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT if log else None))
+    return nodes
+
+
+def stop_nodes(nodes: list[subprocess.Popen]) -> list[int | None]:
+    """SIGTERM to each node (a process started in the background ignores SIGINT), SIGKILL after 30 s; the exit
+    codes (None: killed)."""
+    for node in nodes:
+        node.terminate()
+    codes = []
+    for node in nodes:
+        try:
+            codes.append(node.wait(30))
+        except subprocess.TimeoutExpired:
+            node.kill()
+            codes.append(None)
+            print(f'{node.args[2]} did not end within 30 s of SIGTERM: killed')
+    return codes
+
+
+def player_publishers(player) -> dict:
+    """A publisher of each of ``TOPICS`` on the node ``player``, with the QoS the nodes expect."""
+    return {IMAGE_TOPIC: player.create_publisher(Image, IMAGE_TOPIC, qos.RELIABLE),
+            DEPTH_TOPIC: player.create_publisher(Image, DEPTH_TOPIC, qos.RELIABLE),
+            CAMERA_INFO_TOPIC: player.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos.LATCHED),
+            '/tf_static': player.create_publisher(TFMessage, '/tf_static', qos.TF_STATIC),
+            ODOM_TOPIC: player.create_publisher(Odometry, ODOM_TOPIC, qos.ODOMETRY)}
+
+
 def run(messages: list, rate: float, step: int, sequential: bool, gt, T_bc) -> str:
     """Play every ``step``-th colour/depth pair at ``rate`` Hz through the two node processes; a line of numbers."""
-    env = {**os.environ, 'ROS_DOMAIN_ID': str(1 + os.getpid() % 100), 'PYTHONUNBUFFERED': '1'}
-    args = ['--ros-args', '--params-file', str(PRESET), '--log-level', 'error']
-    nodes = [subprocess.Popen([sys.executable, '-m', 'rapnet_loc.nodes.feature_node', *args], env=env),
-             subprocess.Popen([sys.executable, '-m', 'rapnet_loc.nodes.frontend_node', *args, '-p',
-                               f'sequential:={str(sequential).lower()}'], env=env)]
+    nodes = start_nodes({'sequential': str(sequential).lower()})
     with ros_session() as context:
         graph = Graph(context)
         try:
@@ -65,11 +102,7 @@ def run(messages: list, rate: float, step: int, sequential: bool, gt, T_bc) -> s
             rec = Recorder(player, {'/diagnostics': (DiagnosticArray, qos.RELIABLE),
                                     '/rapnet_loc/pose': (PoseStamped, qos.RELIABLE),
                                     FEATURES_TOPIC: (PointCloud2, qos.SENSOR)})
-            pubs = {IMAGE_TOPIC: player.create_publisher(Image, IMAGE_TOPIC, qos.RELIABLE),
-                    DEPTH_TOPIC: player.create_publisher(Image, DEPTH_TOPIC, qos.RELIABLE),
-                    CAMERA_INFO_TOPIC: player.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos.LATCHED),
-                    '/tf_static': player.create_publisher(TFMessage, '/tf_static', qos.TF_STATIC),
-                    ODOM_TOPIC: player.create_publisher(Odometry, ODOM_TOPIC, qos.ODOMETRY)}
+            pubs = player_publishers(player)
             wait(lambda: pubs[IMAGE_TOPIC].get_subscription_count() and pubs[DEPTH_TOPIC].get_subscription_count()
                  and pubs[ODOM_TOPIC].get_subscription_count(), 60)
             for topic in ('/tf_static', CAMERA_INFO_TOPIC, ODOM_TOPIC):
@@ -107,14 +140,7 @@ def run(messages: list, rate: float, step: int, sequential: bool, gt, T_bc) -> s
                     f'{np.median(ms):.1f}, p95 {np.percentile(ms, 95):.1f}; ATE {ate:.2f} cm')
         finally:
             graph.close()
-            for node in nodes:
-                node.terminate()          # SIGTERM: a process started in the background ignores SIGINT
-            for node in nodes:
-                try:
-                    node.wait(30)
-                except subprocess.TimeoutExpired:
-                    node.kill()
-                    print(f'{node.args[2]} did not end within 30 s of SIGTERM: killed')
+            stop_nodes(nodes)
 
 
 def wait(predicate, timeout: float) -> None:
