@@ -15,6 +15,7 @@ Bag: office, 424x240, 300 frames (10 s), no walking people, the other challenges
     python benchmarks/bench_nodes.py [--frames 300]
 """
 import argparse
+import contextlib
 import os
 import platform
 import subprocess
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
-from ros_env import Graph, Recorder, bag_messages, ros_session  # noqa: E402 (the test harness)
+from ros_env import Graph, Recorder, bag_messages, frontend_publishers, ros_session  # noqa: E402 (the test harness)
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
@@ -61,9 +62,9 @@ def start_nodes(frontend_params: dict[str, str], log_level: str = 'error',
     extra = [item for name, value in frontend_params.items() for item in ('-p', f'{name}:={value}')]
     nodes = []
     for name, more in (('feature_node', []), ('frontend_node', extra)):
-        log = open(log_dir / f'{name}.log', 'w') if log_dir else None
-        nodes.append(subprocess.Popen([sys.executable, '-m', f'rapnet_loc.nodes.{name}', *args, *more], env=env,
-                                      stdout=log, stderr=subprocess.STDOUT if log else None))
+        with open(log_dir / f'{name}.log', 'w') if log_dir else contextlib.nullcontext() as log:
+            nodes.append(subprocess.Popen([sys.executable, '-m', f'rapnet_loc.nodes.{name}', *args, *more],
+                                          env=env, stdout=log, stderr=subprocess.STDOUT if log else None))
     return nodes
 
 
@@ -84,10 +85,9 @@ def stop_nodes(nodes: list[subprocess.Popen]) -> list[int | None]:
 
 
 def player_publishers(player) -> dict:
-    """A publisher of each of ``TOPICS`` on the node ``player``, with the QoS the nodes expect."""
-    return {IMAGE_TOPIC: player.create_publisher(Image, IMAGE_TOPIC, qos.RELIABLE),
-            DEPTH_TOPIC: player.create_publisher(Image, DEPTH_TOPIC, qos.RELIABLE),
-            CAMERA_INFO_TOPIC: player.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos.LATCHED),
+    """A publisher of each of ``TOPICS`` on the node ``player``, with the QoS the nodes expect (the front end's image
+    inputs from the test harness, ``ros_env.frontend_publishers``)."""
+    return {**dict(zip((IMAGE_TOPIC, DEPTH_TOPIC, CAMERA_INFO_TOPIC), frontend_publishers(player))),
             '/tf_static': player.create_publisher(TFMessage, '/tf_static', qos.TF_STATIC),
             ODOM_TOPIC: player.create_publisher(Odometry, ODOM_TOPIC, qos.ODOMETRY)}
 
