@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_speed.py
+	$(PY) benchmarks/bench_nodes.py
 
 bench-all: $(STAMP)
 	$(PY) benchmarks/run_all.py

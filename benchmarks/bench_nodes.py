@@ -3,16 +3,17 @@
 Each node runs in a process of its own, as ``ros2 launch`` starts them (``python -m rapnet_loc.nodes.NAME`` with the
 OpenLORIS preset ``config/openloris.yaml``: ``queue_size`` 2, ``odom_prior``); the front end with local mapping in
 its own thread (the default) and with ``sequential: true``. A player (real rclpy, the test harness
-``test/ros_env.py``) publishes the bag's camera info, static transforms and wheel odometry first, then each
-colour/depth pair at its own time, at 10 Hz (every third frame) or 30 Hz (every frame), without waiting for the
-nodes. Per run: frames played, feature messages published, frames the front end reported (its ``/diagnostics``) and
-the frames its queue dropped, keyframes, the front end's ms per frame, and the ATE RMSE of the published poses
-against the bag's ground truth. Frames neither reported nor dropped by the front end's queue were dropped by the
-feature node's queue or left unpaired (features and depth are paired by stamp).
+``test/ros_env.py``) publishes the bag's camera info and static transforms first, then, as ``ros2 bag play`` does,
+the wheel odometry (20 Hz) and the colour/depth pairs at their receive times: at 10 Hz (every third pair) or 30 Hz
+(every pair), without waiting for the nodes. Per run: frames played, feature messages published, frames the front
+end reported (its ``/diagnostics``) and the frames its queue dropped, keyframes, the front end's ms per frame, and
+the ATE RMSE of the published poses against the bag's ground truth. Frames neither reported nor dropped by the
+front end's queue were dropped by the feature node's queue or left unpaired (features and depth are paired by
+stamp).
 
 Bag: office, 424x240, 300 frames (10 s), no walking people, the other challenges on (the case of issue P10).
 
-    python benchmarks/bench_nodes.py [--frames 300]
+    python benchmarks/bench_nodes.py [--frames 300] [--runs 1]
 """
 import argparse
 import contextlib
@@ -92,8 +93,10 @@ def player_publishers(player) -> dict:
             ODOM_TOPIC: player.create_publisher(Odometry, ODOM_TOPIC, qos.ODOMETRY)}
 
 
-def run(messages: list, rate: float, step: int, sequential: bool, gt, T_bc) -> str:
-    """Play every ``step``-th colour/depth pair at ``rate`` Hz through the two node processes; a line of numbers."""
+def run(messages: list, step: int, sequential: bool, gt, T_bc) -> str:
+    """Play ``messages`` (topic, receive time ns, message) through the two node processes in real time: camera info
+    and transforms first, then the odometry and every ``step``-th colour/depth pair at their receive times; a line of
+    numbers."""
     nodes = start_nodes({'sequential': str(sequential).lower()})
     with ros_session() as context:
         graph = Graph(context)
@@ -105,19 +108,19 @@ def run(messages: list, rate: float, step: int, sequential: bool, gt, T_bc) -> s
             pubs = player_publishers(player)
             wait(lambda: pubs[IMAGE_TOPIC].get_subscription_count() and pubs[DEPTH_TOPIC].get_subscription_count()
                  and pubs[ODOM_TOPIC].get_subscription_count(), 60)
-            for topic in ('/tf_static', CAMERA_INFO_TOPIC, ODOM_TOPIC):
-                for t, msg in messages:
-                    if t == topic:
-                        pubs[t].publish(msg)
-            time.sleep(2.0)        # the front end takes in the camera info, the transforms and the odometry
-            pairs = [(c, d) for (tc, c), (td, d) in zip(messages, messages[1:])
+            for topic, _, msg in messages:
+                if topic in ('/tf_static', CAMERA_INFO_TOPIC):
+                    pubs[topic].publish(msg)
+            time.sleep(2.0)        # the front end takes in the camera info and the transforms
+            pairs = [(t, [(IMAGE_TOPIC, c), (DEPTH_TOPIC, d)]) for (tc, t, c), (td, _, d) in zip(messages, messages[1:])
                      if tc == IMAGE_TOPIC and td == DEPTH_TOPIC][::step]
-            start = time.monotonic()
-            for i, (color, depth) in enumerate(pairs):
-                time.sleep(max(0.0, start + i / rate - time.monotonic()))
-                pubs[IMAGE_TOPIC].publish(color)
-                pubs[DEPTH_TOPIC].publish(depth)
-            last = pairs[-1][0].header.stamp
+            odometry = [(t, [(topic, msg)]) for topic, t, msg in messages if topic == ODOM_TOPIC]
+            start, t0 = time.monotonic(), pairs[0][0]
+            for t, batch in sorted(pairs + odometry, key=lambda x: x[0]):   # as `ros2 bag play`: at receive times
+                time.sleep(max(0.0, start + (t - t0) * 1e-9 - time.monotonic()))
+                for topic, msg in batch:
+                    pubs[topic].publish(msg)
+            last = pairs[-1][1][0][1].header.stamp
 
             def values() -> list[dict]:
                 return [{kv.key: kv.value for kv in s.values} for m in rec['/diagnostics'] for s in m.status
@@ -152,21 +155,24 @@ def wait(predicate, timeout: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--frames', type=int, default=300)
+    parser.add_argument('--runs', type=int, default=1,
+                        help='runs of each rate and front end (the graph\'s results depend on timing)')
     args = parser.parse_args()
     print(f'{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, load '
           f'{os.getloadavg()[0]:.2f}')
     with tempfile.TemporaryDirectory() as tmp:
         bag = generate(tmp, scene='office', sequences=1, frames=args.frames, width=424, height=240, seed=0,
                        challenges=Challenges(people=0), compression='none', progress=False).bags[0]
-        messages = [(t, m) for t, _, m in bag_messages(bag, TOPICS)]
+        messages = list(bag_messages(bag, TOPICS))
         with open_source(bag) as source:
             gt = source.ground_truth()
         with OpenLORISBag(bag) as ob:
             T_bc = find_chain(ob.static_transforms(), 'base_link', 'd400_color')
         for rate, step in ((10, 3), (30, 1)):
             for sequential in (True, False):
-                line = run(messages, rate, step, sequential, gt, T_bc)
-                print(f'{rate} Hz, {"sequential" if sequential else "threaded  "}: {line}', flush=True)
+                for _ in range(args.runs):
+                    line = run(messages, step, sequential, gt, T_bc)
+                    print(f'{rate} Hz, {"sequential" if sequential else "threaded  "}: {line}', flush=True)
 
 
 if __name__ == '__main__':

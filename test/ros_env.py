@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -51,11 +51,15 @@ def ros_context():
 
 
 class Graph:
-    """Nodes of one context spun by a multi-threaded executor on a background thread."""
+    """Nodes of one context spun by a single-threaded executor on a background thread (as the nodes spin).
+
+    Not rclpy's ``MultiThreadedExecutor``: its spinning thread kept the interpreter lock for seconds at a time
+    (a 0.1 s ``time.sleep`` of the publishing thread returned after 2-4 s), so a test or player publishing from
+    the main thread sent its messages in bursts."""
 
     def __init__(self, context):
         self.context = context
-        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.nodes: list[Node] = []
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._running = True

@@ -1,6 +1,8 @@
 """frontend_node with real rclpy on a synthetic OpenLORIS-style bag: the same poses as ``rapnet-loc replay``, REP 105
 TF, sim time, the feature node swapped for another publisher, pose priors and map services (issue 5, acceptance 1-3)."""
 import copy
+import threading
+import time
 
 import numpy as np
 import plugins  # noqa: F401 (registers the test place recognizers and pose estimator)
@@ -27,6 +29,7 @@ from rapnet_loc.nodes.convert import matrix_to_pose, pose_to_matrix, stamp_ns, t
 from rapnet_loc.nodes.feature_cloud import decode_features, encode_features
 from rapnet_loc.nodes.feature_node import FEATURES_TOPIC, IMAGE_TOPIC, FeatureNode
 from rapnet_loc.nodes.frontend_node import CAMERA_INFO_TOPIC, DEPTH_TOPIC, ODOM_TOPIC, FrontendNode
+from rapnet_loc.nodes.odometry import LiveOdometry
 from rapnet_loc.nodes.outputs import DIAGNOSTIC_NAME
 from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.map_io import load_map
@@ -350,3 +353,21 @@ def test_jumps_of_map_to_odom_are_measured():
     turned[:2, :2] = [[np.cos(0.1), -np.sin(0.1)], [np.sin(0.1), np.cos(0.1)]]
     assert outputs.jump(T, turned, 0.02, 1.0) == pytest.approx((0.0, np.degrees(0.1)))
     assert outputs.jump(T, turned, 0.02, 10.0) is None
+
+
+def test_a_frame_waits_for_the_odometry_that_brackets_it():
+    """An image arrives before the odometry after its stamp: ``odom_wait`` lets the frame wait for it (a 30 Hz
+    camera with 20 Hz odometry otherwise lost the prior on 2 frames of 3); without live odometry nothing waits."""
+    odometry = LiveOdometry(np.eye(4), window_s=10.0)
+    t0, ms = 1_700_000_000 * 10**9, 10**6
+    start = time.monotonic()
+    assert not odometry.wait_to_cover(t0, 5.0), 'no odometry yet: no wait'
+    odometry.add(t0, np.eye(4))
+    ahead = np.eye(4)
+    ahead[0, 3] = 0.05
+    threading.Timer(0.2, odometry.add, (t0 + 50 * ms, ahead)).start()
+    assert odometry.at(t0 + 30 * ms) is None
+    assert odometry.wait_to_cover(t0 + 30 * ms, 5.0), 'covered once the next odometry message came'
+    assert odometry.at(t0 + 30 * ms)[0, 3] == pytest.approx(0.03)
+    assert not odometry.wait_to_cover(t0 + 2 * 10**9, 5.0), 'the newest odometry is 2 s old: not live, no wait'
+    assert time.monotonic() - start < 4.0, 'only the frame whose odometry was on its way waited'

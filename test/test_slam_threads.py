@@ -68,6 +68,24 @@ def test_threaded_and_sequential_runs_agree(sequence):
     assert len(system.map.keyframes) > 2 and len(seq_system.map.keyframes) > 2
 
 
+def test_a_full_keyframe_queue_refuses_the_keyframes_of_frames_that_track_well(sequence):
+    """ORB-SLAM2's back-pressure: while ``keyframe_queue`` keyframes wait, a keyframe due on a frame that tracks
+    well is refused (the frame does not wait for local mapping); one due on a weakly tracked frame waits for room.
+    Local mapping is held up here by holding the map's lock, which tracking takes again in the same thread."""
+    camera, depth_camera, frames, _ = sequence
+    system = System(camera, SlamConfig.from_dict(OFFICE_CONFIG), depth_info=depth_camera, threaded=True)
+    for frame in frames[:40]:
+        system.process(frame)
+    mapping = system.tracking.local_mapping
+    mapping.wait_idle()
+    with system._lock:
+        results = [system.process(frame) for frame in frames[40:160]]
+        queued, refused = mapping.n_queued, system.tracking.refused_keyframes
+    system.shutdown()
+    assert all(r.T_wc is not None for r in results)
+    assert refused > 0 and queued == system.config.tracking.keyframe_queue
+
+
 def test_read_ahead_times_each_frame_from_the_wait_for_its_features(sequence):
     """With read-ahead, ``ms`` counts the wait for the features and the tracking; every frame comes back in order
     with the features of its own image (the same keypoints as extracted on the spot)."""
@@ -79,3 +97,24 @@ def test_read_ahead_times_each_frame_from_the_wait_for_its_features(sequence):
     assert all(r.ms > 0 for r in results)
     own = System(camera, SlamConfig.from_dict(OFFICE_CONFIG), depth_info=depth_camera)
     assert [r.n_keypoints for r in results] == [len(own.extractor.extract(f.color)) for f in frames[:20]]
+
+
+@pytest.mark.parametrize('threaded', [False, True])
+def test_local_mapping_learns_the_vocabulary_again_as_the_map_doubles(sequence, threaded):
+    """The first relocalization query learns the bag-of-words vocabulary; once the keyframes have doubled, local
+    mapping learns it again (in its thread when threaded), so that no later query waits for it."""
+    camera, depth_camera, frames, _ = sequence
+    system = System(camera, SlamConfig.from_dict(OFFICE_CONFIG), depth_info=depth_camera, threaded=threaded)
+    for frame in frames[:30]:
+        system.process(frame)
+    database = system.keyframe_db
+    query = system.tracking.last_frame
+    with system._lock:
+        assert database(system.map, query, 5), 'candidates for the last frame'
+    first, learnt_from = database.recognizer.vocabulary, len(database.recognizer)
+    for frame in frames[30:]:
+        system.process(frame)
+    system.shutdown()
+    assert len(system.map.keyframes) > 2 * learnt_from + 1
+    assert database.last_query[0] is query, 'no query since'
+    assert database.recognizer.vocabulary is not first

@@ -97,17 +97,28 @@ def test_vocabulary_is_learnt_again_as_the_map_doubles():
     views = {k: random_descriptors(rng, 200) for k in range(9)}
     bow.add(0, views[0])
     assert bow.vocabulary is None
-    assert bow.query(views[0], 1).ids.tolist() == [0] and bow.vocabulary is not None
+    assert bow.query(views[0], 1).ids.tolist() == [0] and bow.vocabulary is not None, 'learnt by the first query'
     first = bow.vocabulary
+    assert bow.background_fit() is None, 'learnt from 1 keyframe, 1 indexed'
     bow.add(1, views[1])
     bow.query(views[1])
-    assert bow.vocabulary is not first, '2 keyframes: twice as many as when it was learnt'
+    assert bow.vocabulary is first, 'a query does not learn it again'
+    learn = bow.background_fit()
+    assert learn is not None, '2 keyframes: twice as many as when it was learnt'
+    install = learn()
+    assert bow.vocabulary is first, 'learning leaves the index alone'
+    bow.add(2, views[2])                     # indexed while it was being learnt
+    bow.remove(0)                            # forgotten meanwhile
+    install()
     second = bow.vocabulary
-    bow.add(2, views[2])
-    bow.query(views[2])
-    assert bow.vocabulary is second, '3 keyframes: not yet twice as many'
+    assert second is not first and sorted(bow.ids) == [1, 2] and bow.background_fit() is None
+    assert bow.query(views[2], 1).ids.tolist() == [2], 'the keyframe indexed meanwhile has words of the new one'
+    bow.add(0, views[0])
+    assert bow.background_fit() is None, '3 keyframes: not yet twice as many as the 2 it was learnt from'
     for k in range(3, 9):
         bow.add(k, views[k])
+    bow.background_fit()()()
+    assert bow.vocabulary is not second
     for k, descriptors in views.items():
         assert bow.query(descriptors, 1).ids.tolist() == [k]
     bow.remove(4)

@@ -32,6 +32,10 @@ Output policy with several maps (``rapnet_loc.slam.tracking``):
   merged into the first map; frames of an unanchored map get none until it merges (the OpenLORIS benchmark scores
   poses in the first map's frame). With ``odom_prior``, a lost frame up to ``odom_bridge_s`` (configuration file,
   2 s) after the last tracked one gets the pose the odometry predicts from it (state ``bridged``).
+- Odometry at a frame's stamp is interpolated between the poses that bracket it; an image usually arrives before the
+  odometry after it, so a frame waits for that up to ``odom_wait`` seconds while ``/odom`` is live (as tf2's message
+  filter waits for a transform). Without it, the prior and ``map -> odom`` would be missing for the frames between
+  two odometry messages (2 of 3 frames of a 30 Hz camera with 20 Hz wheel odometry).
 - Covariance (``/rapnet_loc/odometry``, ROS order, rotated into the map frame): that of the final pose optimisation
   (``rapnet_loc.slam.optimizer.frame_covariance``). For a bridged pose, and in a map anchored by odometry and not
   merged yet, the odometry's uncertainty is added on the diagonal: ``bridged_std_m`` squared on x, y, z and
@@ -108,6 +112,8 @@ PARAMETERS = FEATURE_PARAMS + (
     Param('max_sync_dt', 0.02, 'largest stamp difference (s) of paired features/colour and depth', (0.0, 1.0)),
     Param('depth_scale', 0.001, 'metres per unit of 16-bit depth images', (1e-6, 1.0)),
     Param('odom_window', 10.0, 'seconds of odometry kept', (0.1, 3600.0)),
+    Param('odom_wait', 0.1, 'seconds a frame waits at most for the odometry that brackets its stamp (only while '
+                            '/odom is live)', (0.0, 10.0)),
     Param('path_length', 100000, 'poses kept in the published path', (1, 10000000)),
     Param('map_in', '', 'map file to localize against (at start-up, and on ~/load_map)', read_only=False),
     Param('map_out', '', 'file that ~/save_map writes', read_only=False),
@@ -251,6 +257,7 @@ class FrontendNode(RapnetNode):
     # --- the worker thread ---------------------------------------------------------------------------------------
 
     def process(self, item: Stamped) -> None:
+        self.odometry.wait_to_cover(item.stamp_ns, self.params['odom_wait'])
         with self.lock:
             result = self._track(item)
             if result is not None:

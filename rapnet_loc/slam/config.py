@@ -67,7 +67,10 @@ class TrackingConfig:
             ``reloc_min_inliers``.
         keyframe_min_frames: frames at least between keyframes.
         keyframe_queue: keyframes waiting at most for local mapping when it runs in its thread (ORB-SLAM2's 3 for
-            RGB-D); tracking waits for room before it adds one more.
+            RGB-D). With the queue full, a keyframe is refused, as in ORB-SLAM2, unless tracking is weak (fewer
+            inliers than ``keyframe_weak_ratio`` of the reference keyframe's well-observed points, or the close
+            points condition below): then tracking waits for room.
+        keyframe_weak_ratio: ORB-SLAM2's 0.25 of its condition ``c1c``.
         keyframe_ref_ratio: insert when tracked inliers fall below this fraction of the reference keyframe's
             well-observed points (points observed by ``keyframe_min_observations`` keyframes, one while the map has
             at most two); keyframe_ref_ratio_single replaces it while the map has a single keyframe.
@@ -150,6 +153,7 @@ class TrackingConfig:
     keyframe_max_frames: int = 30
     keyframe_min_frames: int = 0
     keyframe_queue: int = 3
+    keyframe_weak_ratio: float = 0.25
     keyframe_ref_ratio: float = 0.75
     keyframe_ref_ratio_single: float = 0.4
     keyframe_min_observations: int = 2

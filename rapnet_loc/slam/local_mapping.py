@@ -7,7 +7,9 @@ triangulate new points with its best covisible keyframes (``rapnet_loc.slam.tria
 of those keyframes in its free keypoints and its points in theirs (ORB-SLAM2's fusion, without merging duplicates:
 only keypoints without a point take one); local bundle adjustment of the keyframe, its best covisible keyframes
 and the points they see, with the other keyframes that see those points held fixed (as is the first keyframe of each
-map, its anchor); cull redundant covisible keyframes.
+map, its anchor); cull redundant covisible keyframes; re-fit what the place recognizer learns from the keyframes
+when it is due (``PlaceRecognizer.background_fit``: a vocabulary learnt again as the map doubles), on a snapshot
+without the map, so that no relocalization query waits for it.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from rapnet_loc.slam.config import SlamConfig
 from rapnet_loc.slam.map import KeyFrame, Map
 from rapnet_loc.slam.optimizer import BundleProblem, bundle_adjust
 from rapnet_loc.slam.triangulation import View, epipolar_match, reprojects, triangulate
+from rapnet_loc.vpr.base import PlaceRecognizer
 
 FUSE_RADIUS = 3.0          # pixels at level 0 of the projection search when fusing (ORB-SLAM2 ``Fuse``)
 REDUNDANT_OBSERVERS = 3    # a point is redundant in a keyframe when this many others see it at a similar scale
@@ -54,6 +57,7 @@ class LocalMapping:
             ``tracking`` the descriptor threshold ``strict_distance``, the probation of new points
             (``confirm_observations``) and ``close_depth``.
         distance: descriptor metric of the features (``'hamming'`` or ``'l2'``).
+        recognizer: the keyframe database's place recognizer, re-fitted here when due (None: none).
     Attributes:
         strict_distance: descriptor threshold of the metric ``distance``.
         recent: ids of the recently created points, still subject to culling.
@@ -62,8 +66,10 @@ class LocalMapping:
             made); cleared when the next one starts.
     """
 
-    def __init__(self, slam_map: Map, camera: Camera, config: SlamConfig, distance: str):
+    def __init__(self, slam_map: Map, camera: Camera, config: SlamConfig, distance: str,
+                 recognizer: PlaceRecognizer | None = None):
         self.map = slam_map
+        self.recognizer = recognizer
         self.camera = camera
         self.cfg = config.local_mapping
         self.tracking_cfg = config.tracking
@@ -81,6 +87,9 @@ class LocalMapping:
     def wait_idle(self) -> None:
         """Return once every keyframe given to ``process`` is integrated: at once, here (``MappingThread`` runs
         local mapping in a thread of its own, with a queue)."""
+
+    n_queued = 0
+    """Keyframes waiting to be integrated: none, here."""
 
     def wait_for_room(self, limit: int) -> None:
         """Return once fewer than ``limit`` keyframes wait: at once, here, where none ever waits."""
@@ -103,6 +112,12 @@ class LocalMapping:
         if self.cfg.cull_keyframes:
             yield
             self._cull_keyframes(kf)
+        if self.recognizer is not None:
+            yield
+            learn = self.recognizer.background_fit()
+            if learn is not None:
+                install = yield learn
+                install()
 
     def join_seam(self, kf: KeyFrame, match: KeyFrame) -> None:
         """After two maps merged where ``kf`` recognized ``match`` (``rapnet_loc.slam.merging``): ``kf`` and its

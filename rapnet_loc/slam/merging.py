@@ -164,7 +164,9 @@ class MapMerging:
 
     def _merge(self, kf: KeyFrame, matched: np.ndarray) -> Merge:
         """Merge the two maps of the pending detections with the last one's transform, the newer map into the
-        older; ``matched`` (N,): the other map's points matched to ``kf``'s keypoints."""
+        older; ``matched`` (N,): the other map's points matched to ``kf``'s keypoints. Local mapping first
+        integrates its queue: a bundle adjustment running meanwhile would write poses back in the old frame."""
+        self.local_mapping.wait_idle()
         last = self.pending[-1]
         if last.kf_map > last.match_map:
             merge = Merge(last.kf_map, last.match_map, last.S, self.pending)

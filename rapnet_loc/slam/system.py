@@ -123,7 +123,7 @@ class System:
             self.map = Map(features.scale_factor, features.n_levels)
         self.keyframe_db = KeyFrameDatabase(self._recognizer, self.map)
         self.keyframe_db.sync()
-        local_mapping = LocalMapping(self.map, self.camera, self.config, features.distance)
+        local_mapping = LocalMapping(self.map, self.camera, self.config, features.distance, self._recognizer)
         if self.threaded and not self.localization_only:
             local_mapping = self._mapping = MappingThread(local_mapping, self._lock)
         self.tracking = Tracking(self.camera, self.map, local_mapping, self.config.tracking, self.keyframe_db,

@@ -105,6 +105,7 @@ class Tracking:
         reference_kf: keyframe sharing most points with the last tracked frame.
         motion: the constant-velocity motion model.
         n_inliers: map-point inliers of the last frame (0 when lost; all its points for the first keyframe).
+        refused_keyframes: frames whose keyframe was refused because local mapping's queue was full.
         pose_prior: (4, 4) ``T_cw`` for the next frame from outside (see the module doc), or None; consumed by it.
         last_tracked: the last frame that got a pose (None at the start of a sequence); last_tracked_map: its map.
         anchored_at: map id -> stamp of the last tracked frame before that map started at the odometry-predicted
@@ -131,6 +132,7 @@ class Tracking:
         self.last_kf_frame_id = -1
         self.last_reloc_frame_id = -(10**9)
         self.n_inliers = 0
+        self.refused_keyframes = 0
         self.pose_prior: np.ndarray | None = None
         self.last_tracked: Frame | None = None
         self.last_tracked_map = 0
@@ -253,9 +255,9 @@ class Tracking:
 
     def _merge(self, frame: Frame) -> None:
         """Look for another map's place in the keyframe just made of ``frame`` (``rapnet_loc.slam.merging``); after
-        a merge the frame keeps its keyframe's pose, moved and refined by it."""
+        a merge the frame keeps its keyframe's pose, moved and refined by it. The detection does not wait for local
+        mapping; the merge itself does (``MapMerging._merge``)."""
         kf = self.reference_kf
-        self.local_mapping.wait_idle()
         if self.merging.process(kf, self._merge_gate):
             frame.T_cw = kf.T_cw.copy()
 
@@ -517,12 +519,13 @@ class Tracking:
         A keyframe is due, once ``keyframe_min_frames`` frames passed since the last one, when ORB-SLAM2's condition
         ``c2`` holds: few inliers compared with the reference keyframe's well-observed points, or few tracked close
         points with many untracked ones, and more than ``keyframe_min_inliers`` inliers. When local mapping runs in
-        its thread (``rapnet_loc.slam.mapping_thread``) and is busy, its bundle adjustment is interrupted, as in
-        ORB-SLAM2, and when ``keyframe_queue`` keyframes wait already, tracking waits until one is taken. ORB-SLAM2
-        refuses such a keyframe instead, and holds keyframes back while local mapping is busy (its ``c1b`` asks for
-        an idle one); here local mapping takes several frames' time per keyframe, more on a loaded machine, and
-        refusing left fast motion with too few keyframes to track. Map sizes are those of the reference keyframe's
-        map.
+        its thread (``rapnet_loc.slam.mapping_thread``) and ``keyframe_queue`` keyframes wait already, the keyframe
+        is refused as ORB-SLAM2 refuses it (the next frame asks again), unless tracking is weak (ORB-SLAM2's
+        ``c1c``: inliers under ``keyframe_weak_ratio`` of those points, or the close-points condition): then
+        tracking waits until local mapping takes one (its bundle adjustment is interrupted first). Refusing every
+        keyframe of a full queue left fast motion with too few keyframes to track on a loaded machine; waiting for
+        every one made frames wait for local mapping for 100-200 ms at 10 Hz. Map sizes are those of the reference
+        keyframe's map.
         """
         cfg = self.cfg
         active = self.reference_kf.map_id
@@ -540,6 +543,10 @@ class Tracking:
         need_close = tracked_close < cfg.keyframe_close_tracked and untracked_close > cfg.keyframe_close_untracked
         ref_ratio = cfg.keyframe_ref_ratio_single if n_kfs < 2 else cfg.keyframe_ref_ratio
         if not (self.n_inliers < ref_ratio * n_ref or need_close) or self.n_inliers <= cfg.keyframe_min_inliers:
+            return False
+        weak = self.n_inliers < cfg.keyframe_weak_ratio * n_ref or need_close
+        if not weak and self.local_mapping.n_queued >= cfg.keyframe_queue:
+            self.refused_keyframes += 1
             return False
         self.local_mapping.wait_for_room(cfg.keyframe_queue)
         return True

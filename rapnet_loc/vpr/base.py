@@ -18,6 +18,7 @@ only implement ``describe``. Configuration: ``place_recognition: {name: bow, con
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -93,6 +94,14 @@ class PlaceRecognizer(Configurable, ABC):
     def fit(self) -> None:
         """Re-fit what the recognizer learns from its keyframes (vocabulary, clusters, whitening) on all of them,
         and re-index them. Recognizers that learn nothing do nothing."""
+
+    def background_fit(self) -> Callable[[], Callable[[], None]] | None:
+        """When a re-fit is due, the re-fit in two parts, so that the index stays usable while it runs (local
+        mapping calls it after each keyframe): the returned function learns from a snapshot taken now without
+        touching the index, and may run on another thread while the index is queried and changed; the function
+        it returns installs the result and must run while the index is not in use. None when nothing is due, or
+        for recognizers that re-fit otherwise (on a query) or learn nothing."""
+        return None
 
     @abstractmethod
     def state(self) -> dict[str, np.ndarray]:

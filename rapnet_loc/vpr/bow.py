@@ -10,12 +10,16 @@ L1-normalised word histogram, and the similarity is DBoW2's L1 score ``sum_w min
 
 Incremental use (SLAM): keyframes are indexed as they arrive and forgotten when culled. The vocabulary is learnt
 when the first query comes, and learnt again, from every indexed keyframe, whenever the number of keyframes has
-doubled since it was last learnt; until then new keyframes are assigned to the current words. ``fit`` learns it
+doubled since it was last learnt; until then new keyframes are assigned to the current words. Learning it again
+is local mapping's work after a keyframe (``background_fit``: learnt from a snapshot while tracking goes on with
+the current words, then installed), so that no later query waits for it. ``fit`` learns it
 from all keyframes at once (``build-map`` and ``replay --map-out`` do this before saving a map). A recognizer
 restored from a map file keeps that map's vocabulary: the descriptors it was learnt from are not saved, only the
 words of each keyframe.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -118,25 +122,50 @@ class BagOfWords(PlaceRecognizer):
     def fit(self) -> None:
         """Learn the vocabulary from every indexed keyframe's descriptors and re-assign their words (nothing to do
         without keyframes, or for a recognizer restored from a file)."""
-        if not self._descriptors:
-            return
-        descriptors = np.concatenate(list(self._descriptors.values()))
-        if len(descriptors) == 0:
-            return
-        distance = 'hamming' if descriptors.dtype == np.uint8 else 'l2'
+        if self._descriptors:
+            self._install(*self._learn(self._descriptors))
+
+    def background_fit(self) -> Callable[[], Callable[[], None]] | None:
+        """Once the keyframes have doubled since the vocabulary was learnt (by the first query, then here): learning
+        from a snapshot of them (it leaves the index alone), which returns the install of its result (keyframes
+        indexed meanwhile get their words then, forgotten ones stay forgotten)."""
+        if self.vocabulary is None or not self._stale():
+            return None
+        snapshot = dict(self._descriptors)
+
+        def learn() -> Callable[[], None]:
+            learnt = self._learn(snapshot)
+            return lambda: self._install(*learnt)
+        return learn
+
+    def _learn(self, descriptors: dict[int, np.ndarray]) -> tuple[Vocabulary | None, dict[int, np.ndarray], int]:
+        """A vocabulary learnt from keyframes' ``descriptors`` {id: (n, B)}, their words and their number (no
+        vocabulary when they have no descriptors)."""
+        stacked = np.concatenate(list(descriptors.values()))
+        if len(stacked) == 0:
+            return None, {}, 0
+        distance = 'hamming' if stacked.dtype == np.uint8 else 'l2'
         conf = self.conf
-        self.vocabulary = Vocabulary(descriptors, distance, conf['n_words'], conf['train_samples'],
-                                     conf['iterations'], conf['seed'])
-        self._words = {k: self.vocabulary.assign(d) for k, d in self._descriptors.items()}
-        self._trained_on = len(self._words)
+        vocabulary = Vocabulary(stacked, distance, conf['n_words'], conf['train_samples'], conf['iterations'],
+                                conf['seed'])
+        return vocabulary, {k: vocabulary.assign(d) for k, d in descriptors.items()}, len(descriptors)
+
+    def _install(self, vocabulary: Vocabulary | None, words: dict[int, np.ndarray], trained_on: int) -> None:
+        """Use ``vocabulary``, learnt from ``trained_on`` keyframes, with the ``words`` of those still indexed; the
+        keyframes indexed since are assigned to it here."""
+        if vocabulary is None:
+            return
+        self.vocabulary, self._trained_on = vocabulary, trained_on
+        self._words = {k: words[k] if k in words else vocabulary.assign(d) for k, d in self._descriptors.items()}
 
     def _stale(self) -> bool:
         return self._descriptors is not None and bool(self._words) and (
             self.vocabulary is None or len(self._words) >= 2 * self._trained_on)
 
     def query(self, descriptor: np.ndarray, k: int | None = None) -> Ranking:
-        """Keyframes by L1 score, best first; those sharing no word with the query score 0."""
-        if self._stale():
+        """Keyframes by L1 score, best first; those sharing no word with the query score 0. Learns the vocabulary
+        when there is none yet (re-learning it is ``background_fit``'s)."""
+        if self.vocabulary is None and self._stale():
             self.fit()
         if not self._words or self.vocabulary is None or len(descriptor) == 0:
             return Ranking(np.zeros(0, np.int64), np.zeros(0))
