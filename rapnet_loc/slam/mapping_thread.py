@@ -3,9 +3,10 @@
 Tracking hands each new keyframe to ``MappingThread.process``, which queues it and returns. The thread integrates
 the queued keyframes one at a time through ``LocalMapping.steps``; each step holds the map's lock, which tracking
 holds for a whole frame, so the two never see the map half-changed by the other; bundle adjustment's solve, the
-longest step, runs on copies without the lock. A keyframe queued while a bundle adjustment runs ends it early
-(ORB-SLAM2 ``InterruptBA``). The queue is bounded: when ``TrackingConfig.keyframe_queue`` keyframes wait,
-tracking waits for room before it adds one (``wait_for_room``; ``Tracking._need_keyframe``).
+longest step, runs on copies without the lock, as does re-learning the place recognizer's vocabulary. A keyframe
+queued while a bundle adjustment runs ends it early (ORB-SLAM2 ``InterruptBA``). The queue is bounded: when
+``TrackingConfig.keyframe_queue`` keyframes wait, tracking refuses a keyframe of a frame that tracks well and
+waits for room before it adds that of a weakly tracked one (``wait_for_room``; ``Tracking._need_keyframe``).
 
 The map's lock is a ``FairLock``: threads get it in the order they asked for it. Python's own locks are not fair,
 and tracking, which takes the lock again as soon as it lets it go (the next frame's features are ready), starved
