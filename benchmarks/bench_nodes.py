@@ -93,6 +93,13 @@ def player_publishers(player) -> dict:
             ODOM_TOPIC: player.create_publisher(Odometry, ODOM_TOPIC, qos.ODOMETRY)}
 
 
+def image_pairs(messages: list) -> list[tuple[int, object, object]]:
+    """``(receive time ns, colour, depth)`` of each colour image followed by its depth image in ``messages``
+    (``(topic, receive time ns, message)`` in bag order)."""
+    return [(t, c, d) for (tc, t, c), (td, _, d) in zip(messages, messages[1:])
+            if tc == IMAGE_TOPIC and td == DEPTH_TOPIC]
+
+
 def run(messages: list, step: int, sequential: bool, gt, T_bc) -> str:
     """Play ``messages`` (topic, receive time ns, message) through the two node processes in real time: camera info
     and transforms first, then the odometry and every ``step``-th colour/depth pair at their receive times; a line of
@@ -112,8 +119,7 @@ def run(messages: list, step: int, sequential: bool, gt, T_bc) -> str:
                 if topic in ('/tf_static', CAMERA_INFO_TOPIC):
                     pubs[topic].publish(msg)
             time.sleep(2.0)        # the front end takes in the camera info and the transforms
-            pairs = [(t, [(IMAGE_TOPIC, c), (DEPTH_TOPIC, d)]) for (tc, t, c), (td, _, d) in zip(messages, messages[1:])
-                     if tc == IMAGE_TOPIC and td == DEPTH_TOPIC][::step]
+            pairs = [(t, [(IMAGE_TOPIC, c), (DEPTH_TOPIC, d)]) for t, c, d in image_pairs(messages)[::step]]
             odometry = [(t, [(topic, msg)]) for topic, t, msg in messages if topic == ODOM_TOPIC]
             start, t0 = time.monotonic(), pairs[0][0]
             for t, batch in sorted(pairs + odometry, key=lambda x: x[0]):   # as `ros2 bag play`: at receive times

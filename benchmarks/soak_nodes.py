@@ -36,10 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_nodes import TOPICS, player_publishers, start_nodes, stop_nodes, wait
+from bench_nodes import TOPICS, image_pairs, player_publishers, start_nodes, stop_nodes, wait
 from ros_env import Graph, bag_messages, ros_session  # noqa: E402 (the test harness, on the path from bench_nodes)
 
-from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
@@ -49,7 +48,7 @@ from rapnet_loc.io.openloris import OpenLORISBag  # noqa: E402
 from rapnet_loc.io.source import open_source  # noqa: E402
 from rapnet_loc.io.trajectory import Trajectory, interpolate_poses, write_tum  # noqa: E402
 from rapnet_loc.nodes import qos  # noqa: E402
-from rapnet_loc.nodes.convert import pose_to_matrix, stamp_ns  # noqa: E402
+from rapnet_loc.nodes.convert import pose_to_matrix, stamp_ns, to_stamp  # noqa: E402
 from rapnet_loc.nodes.feature_node import FEATURES_TOPIC, IMAGE_TOPIC  # noqa: E402
 from rapnet_loc.nodes.frontend_node import CAMERA_INFO_TOPIC, DEPTH_TOPIC  # noqa: E402
 from rapnet_loc.nodes.outputs import DIAGNOSTIC_NAME  # noqa: E402
@@ -117,7 +116,7 @@ class Counts:
 
 def restamped(msg, t_ns: int):
     """``msg`` with its header stamp set to ``t_ns`` (in place; the message is published before it is reused)."""
-    msg.header.stamp = Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9)
+    msg.header.stamp = to_stamp(t_ns)
     return msg
 
 
@@ -138,16 +137,15 @@ def main() -> None:
                            path='loop')
         sequences, truth = [], []
         for bag in summary.bags:
-            messages = [(t, m) for t, _, m in bag_messages(bag, TOPICS)]
-            pairs = [(c, d) for (tc, c), (td, d) in zip(messages, messages[1:])
-                     if tc == IMAGE_TOPIC and td == DEPTH_TOPIC][::STEP]
+            messages = list(bag_messages(bag, TOPICS))
+            pairs = [(c, d) for _, c, d in image_pairs(messages)[::STEP]]
             sequences.append(pairs)
             with open_source(bag) as source:
                 gt = interpolate_poses(*source.ground_truth(), [stamp_ns(c.header.stamp) for c, _ in pairs])
             if len(gt) != len(pairs):
                 raise SystemExit(f'{bag}: the ground truth does not cover every frame')
             truth.append(gt.matrices)
-        static = [(t, m) for t, m in messages if t in ('/tf_static', CAMERA_INFO_TOPIC)]
+        static = [(t, m) for t, _, m in messages if t in ('/tf_static', CAMERA_INFO_TOPIC)]
         with OpenLORISBag(summary.bags[0]) as ob:
             T_bc = find_chain(ob.static_transforms(), 'base_link', 'd400_color')
     stretches = plan([len(p) for p in sequences], args.minutes, np.random.default_rng(args.seed))
