@@ -125,6 +125,20 @@ def test_vocabulary_is_learnt_again_as_the_map_doubles():
     assert 4 not in bow.query(views[4]).ids.tolist() and len(bow) == 8
 
 
+def test_a_keyframe_indexed_again_while_the_vocabulary_is_learnt_gets_words_of_its_new_descriptors():
+    rng = np.random.default_rng(2)
+    bow = BagOfWords({'n_words': 64})
+    views = [random_descriptors(rng, 200) for _ in range(3)]
+    bow.add(0, views[0])
+    bow.query(views[0])                       # learnt from keyframe 0
+    bow.add(1, views[1])
+    install = bow.background_fit()()
+    bow.add(1, views[2])                      # keyframe 1 indexed again, with other descriptors
+    install()
+    best = bow.query(views[2], 1)
+    assert best.ids.tolist() == [1] and best.scores[0] == pytest.approx(1.0)
+
+
 def test_state_round_trip_and_restored_vocabulary_is_kept():
     rng = np.random.default_rng(1)
     bow = BagOfWords({'n_words': 32})

@@ -128,14 +128,18 @@ class BagOfWords(PlaceRecognizer):
     def background_fit(self) -> Callable[[], Callable[[], None]] | None:
         """Once the keyframes have doubled since the vocabulary was learnt (by the first query, then here): learning
         from a snapshot of them (it leaves the index alone), which returns the install of its result (keyframes
-        indexed meanwhile get their words then, forgotten ones stay forgotten)."""
+        indexed or re-indexed meanwhile get their words then, forgotten ones stay forgotten)."""
         if self.vocabulary is None or not self._stale():
             return None
         snapshot = dict(self._descriptors)
 
         def learn() -> Callable[[], None]:
-            learnt = self._learn(snapshot)
-            return lambda: self._install(*learnt)
+            vocabulary, words, trained_on = self._learn(snapshot)
+
+            def install() -> None:
+                unchanged = {k: w for k, w in words.items() if self._descriptors.get(k) is snapshot[k]}
+                self._install(vocabulary, unchanged, trained_on)
+            return install
         return learn
 
     def _learn(self, descriptors: dict[int, np.ndarray]) -> tuple[Vocabulary | None, dict[int, np.ndarray], int]:
@@ -151,8 +155,8 @@ class BagOfWords(PlaceRecognizer):
         return vocabulary, {k: vocabulary.assign(d) for k, d in descriptors.items()}, len(descriptors)
 
     def _install(self, vocabulary: Vocabulary | None, words: dict[int, np.ndarray], trained_on: int) -> None:
-        """Use ``vocabulary``, learnt from ``trained_on`` keyframes, with the ``words`` of those still indexed; the
-        keyframes indexed since are assigned to it here."""
+        """Use ``vocabulary``, learnt from ``trained_on`` keyframes, with the ``words`` of the keyframes they were
+        learnt from; the other indexed keyframes are assigned to it here."""
         if vocabulary is None:
             return
         self.vocabulary, self._trained_on = vocabulary, trained_on
